@@ -1,0 +1,1 @@
+"""The backend MACH services (management, marketing, analysis, generative) and their runtime."""

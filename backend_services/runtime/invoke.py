@@ -1,0 +1,105 @@
+"""One call of a handler, the same for all three doors: roles, validation, the handler, a Reply."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from backend_services.runtime.context import HandlerContext, ServiceContext
+from backend_services.runtime.errors import HandlerError
+from backend_services.runtime.service import HandlerSpec
+from events.envelope import Envelope
+from events.payloads import Button, Reply
+
+
+@dataclass
+class Outcome:
+    """What a call produced: a reply to send, and the output model when it succeeded."""
+
+    reply: Reply
+    output: BaseModel | None = None
+
+
+def failure_reference(envelope: Envelope) -> str:
+    """A short id the user can quote; the same for every delivery of one intent."""
+    return uuid.uuid5(envelope.id, "failure").hex[:8]
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as plain JSON-able dicts (location, message, type)."""
+    return [
+        {"loc": [str(p) for p in err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _describe_errors(errors: list[dict[str, Any]]) -> str:
+    parts = [f"{'.'.join(e['loc']) or 'request'}: {e['msg']}" for e in errors[:5]]
+    return "; ".join(parts)
+
+
+def reply_from_output(spec: HandlerSpec, service: str, output: BaseModel) -> Reply:
+    """The user-facing reply for a handler's output model."""
+    text_fn = getattr(output, "reply_text", None)
+    text = text_fn() if callable(text_fn) else f"{service}.{spec.action} done."
+    raw_buttons = getattr(output, "buttons", None) or []
+    buttons = [b if isinstance(b, Button) else Button.model_validate(b) for b in raw_buttons]
+    image = getattr(output, "image", None)
+    return Reply(
+        text=text,
+        status="ok",
+        service=service,
+        action=spec.action,
+        data=output.model_dump(mode="json"),
+        buttons=buttons,
+        image=image if isinstance(image, str) else None,
+    )
+
+
+async def invoke(spec: HandlerSpec, service: ServiceContext, envelope: Envelope) -> Outcome:
+    """Check roles, validate the payload and run the handler.
+
+    Returns an ``Outcome`` for every expected result (ok, invalid, denied, domain error).
+    Unexpected exceptions propagate: the door decides whether to retry.
+    """
+    name = service.service
+    if spec.roles is not None and not envelope.actor.has_any(spec.roles):
+        needed = ", ".join(sorted(spec.roles))
+        return Outcome(
+            Reply(
+                text=f"Sorry, {spec.action.replace('_', ' ')} needs one of the roles: {needed}.",
+                status="denied",
+                service=name,
+                action=spec.action,
+            )
+        )
+    try:
+        payload = spec.input_model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        return Outcome(
+            Reply(
+                text=f"That request is not valid: {_describe_errors(errors)}.",
+                status="invalid",
+                service=name,
+                action=spec.action,
+                errors=errors,
+            )
+        )
+    ctx = HandlerContext(service=service, envelope=envelope, action=spec.action)
+    try:
+        output = await spec.fn(payload, ctx)
+    except HandlerError as exc:
+        return Outcome(
+            Reply(
+                text=exc.message,
+                status=exc.status,
+                service=name,
+                action=spec.action,
+                errors=exc.errors,
+            )
+        )
+    return Outcome(reply_from_output(spec, name, output), output)

@@ -1,0 +1,362 @@
+"""The bus: Frontdoor's only door to NATS and JetStream.
+
+- ``publish(envelope) -> seq``: intents go to ``FD_INTENTS``, everything else to ``FD_EVENTS``;
+  the envelope id is the ``Nats-Msg-Id``, so publishing twice stores once. Publishes are retried
+  across a reconnect until acknowledged or ``publish_timeout`` passes.
+- ``tail(filter, from_seq)``: an ordered, resumable read of ``FD_EVENTS``.
+- ``work(service, handler)``: the service's durable pull consumer, explicit ack/nak/term.
+- ``key_value`` / ``object_store`` / ``add_micro_service``: the other NATS facilities we use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+from pydantic import ValidationError
+
+from events import subjects
+from events.envelope import Envelope
+from events.errors import BusUnavailable, PublishTimeout
+from events.streams import (
+    BusLimits,
+    ensure_consumer,
+    ensure_stream,
+    service_consumer_config,
+    stream_configs,
+)
+from events.worker import Delivery, DeliveryHandler, PullLoop, Worker
+
+__all__ = ["Bus", "Delivery", "DeliveryHandler", "Worker", "subject_for"]
+
+log = logging.getLogger("frontdoor.bus")
+
+_RETRYABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+def subject_for(envelope: Envelope) -> str:
+    """The subject an envelope is published on (derived from its type and conversation)."""
+    intent = subjects.parse_intent_type(envelope.type)
+    if intent is not None:
+        return subjects.intent_subject(*intent)
+    conv = envelope.conversation
+    return subjects.event_subject(conv.channel, conv.id, envelope.type)
+
+
+class Bus:
+    """A connection to NATS with Frontdoor's streams. Create with ``await Bus.connect(url)``."""
+
+    def __init__(self, nc: NatsClient, limits: BusLimits, publish_timeout: float) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream(timeout=5.0)
+        self.limits = limits
+        self.publish_timeout = publish_timeout
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        name: str = "frontdoor",
+        limits: BusLimits | None = None,
+        connect_timeout: float = 10.0,
+        publish_timeout: float = 30.0,
+        ensure: bool = True,
+    ) -> Bus:
+        """Connect (reconnecting forever after a loss) and, by default, ensure the streams."""
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats error: %s", exc)
+
+        async def on_disconnect() -> None:
+            log.warning("disconnected from NATS, reconnecting")
+
+        async def on_reconnect() -> None:
+            log.info("reconnected to NATS")
+
+        try:
+            nc = await nats.connect(
+                servers=[url],
+                name=name,
+                connect_timeout=connect_timeout,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                pending_size=64 * 1024 * 1024,
+            )
+        except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
+            raise BusUnavailable(f"cannot reach NATS at {url}: {exc}") from exc
+        bus = cls(nc, limits or BusLimits(), publish_timeout)
+        if ensure:
+            await bus.ensure_streams()
+        return bus
+
+    @property
+    def nc(self) -> NatsClient:
+        """The raw nats-py client (for code inside ``events`` only)."""
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        """The raw JetStream context (for code inside ``events`` only)."""
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        """True while connected to a server."""
+        return bool(self._nc.is_connected)
+
+    async def close(self) -> None:
+        """Flush and close the connection."""
+        if not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+
+    async def ensure_streams(self) -> None:
+        """Create ``FD_INTENTS`` and ``FD_EVENTS`` if missing; raise on conflicting configs."""
+        for config in stream_configs(self.limits):
+
+            async def create(c: StreamConfig = config) -> bool:
+                return await ensure_stream(self._js, c)
+
+            await self._retry(create, "create stream")
+
+    async def ensure_service_consumer(self, service: str) -> str:
+        """Create the durable consumer of ``service`` if missing; return its name."""
+        config = service_consumer_config(service, self.limits)
+        await self._retry(
+            lambda: ensure_consumer(self._js, subjects.INTENT_STREAM, config), "create consumer"
+        )
+        assert config.durable_name is not None
+        return config.durable_name
+
+    async def _retry(self, op: Callable[[], Awaitable[Any]], what: str) -> Any:
+        deadline = time.monotonic() + self.publish_timeout
+        delay = 0.05
+        while True:
+            try:
+                return await op()
+            except _RETRYABLE as exc:
+                if time.monotonic() + delay > deadline:
+                    raise PublishTimeout(f"{what}: NATS did not answer in time ({exc!r})") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # -- publishing -------------------------------------------------------------------------
+
+    async def publish(self, envelope: Envelope) -> int:
+        """Publish and wait for JetStream's ack; return the stream sequence.
+
+        Safe to retry: the envelope id is the message id, so a duplicate inside the duplicate
+        window returns the sequence of the original instead of storing it again.
+        """
+        subject = subject_for(envelope)
+        data = envelope.to_bytes()
+        headers = {"Nats-Msg-Id": str(envelope.id)}
+
+        async def once() -> int:
+            ack = await self._js.publish(subject, data, timeout=2.0, headers=dict(headers))
+            return int(ack.seq)
+
+        return int(await self._retry(once, f"publish {envelope.type}"))
+
+    async def publish_checked(self, envelope: Envelope) -> tuple[int, bool]:
+        """Like ``publish``, and also say whether JetStream already held this envelope id.
+
+        ``(seq, True)`` means a duplicate inside the duplicate window (e.g. a channel retry):
+        the caller must not process it again.
+        """
+        subject = subject_for(envelope)
+        data = envelope.to_bytes()
+        headers = {"Nats-Msg-Id": str(envelope.id)}
+
+        async def once() -> tuple[int, bool]:
+            ack = await self._js.publish(subject, data, timeout=2.0, headers=dict(headers))
+            return int(ack.seq), bool(ack.duplicate)
+
+        seq, duplicate = await self._retry(once, f"publish {envelope.type}")
+        return int(seq), bool(duplicate)
+
+    async def publish_async(self, envelope: Envelope) -> asyncio.Future[Any]:
+        """Send without waiting; the returned future resolves to the PubAck (for bulk/bench)."""
+        return await self._js.publish_async(
+            subject_for(envelope), envelope.to_bytes(), headers={"Nats-Msg-Id": str(envelope.id)}
+        )
+
+    async def last_sequence(self, stream: str = subjects.EVENT_STREAM) -> int:
+        """The last sequence stored in ``stream``."""
+        info = await self._retry(lambda: self._js.stream_info(stream), "stream info")
+        return int(info.state.last_seq)
+
+    # -- ordered reading --------------------------------------------------------------------
+
+    async def tail(
+        self,
+        filter_subject: str = subjects.ALL_EVENTS,
+        from_seq: int | None = 1,
+        *,
+        stop_at_end: bool = False,
+    ) -> AsyncIterator[tuple[int, Envelope]]:
+        """Read ``FD_EVENTS`` in stream order from ``from_seq`` (``None``: only new events).
+
+        Yields ``(sequence, envelope)``. Survives reconnects and server restarts by resuming
+        after the last sequence it yielded, so nothing is skipped and nothing repeats. With
+        ``stop_at_end`` it ends once it has caught up with the stream's last sequence (replay).
+        """
+        next_seq = from_seq
+        end_seq = await self.last_sequence() if stop_at_end else None
+        if end_seq is not None and (next_seq or 1) > end_seq:
+            return
+        while True:
+            if next_seq is None:
+                config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+            else:
+                config = ConsumerConfig(
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(next_seq, 1)
+                )
+            try:
+                sub = await self._js.subscribe(
+                    filter_subject,
+                    stream=subjects.EVENT_STREAM,
+                    ordered_consumer=True,
+                    idle_heartbeat=2.0,
+                    config=config,
+                )
+            except _RETRYABLE:
+                await asyncio.sleep(0.25)
+                continue
+            try:
+                while True:
+                    try:
+                        msg = await sub.next_msg(timeout=5.0)
+                    except nats.errors.TimeoutError:
+                        if not self._nc.is_connected:
+                            raise ConnectionError("reconnecting") from None
+                        continue
+                    seq = int(msg.metadata.sequence.stream)
+                    if next_seq is not None and seq < next_seq:
+                        continue  # redelivered after a consumer reset: already yielded
+                    next_seq = seq + 1
+                    try:
+                        envelope = Envelope.from_bytes(msg.data)
+                    except ValidationError:
+                        log.warning("skipping malformed event at sequence %s", seq)
+                        continue
+                    yield seq, envelope
+                    if end_seq is not None and seq >= end_seq:
+                        return
+            except (*_RETRYABLE, ConnectionError, nats.errors.Error) as exc:
+                log.info("tail %s interrupted (%r); resuming at %s", filter_subject, exc, next_seq)
+                await asyncio.sleep(0.25)
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    # -- work queue ---------------------------------------------------------------------------
+
+    async def work(
+        self, service: str, handler: DeliveryHandler, *, concurrency: int = 16
+    ) -> Worker:
+        """Serve ``service``'s intents with ``handler`` (at most ``concurrency`` at once).
+
+        Every instance of a service binds the same durable consumer, so they share the intents.
+        """
+        durable = await self.ensure_service_consumer(service)
+        worker = Worker(service=service)
+        pull = PullLoop(
+            self._nc,
+            api_prefix=getattr(self._js, "_prefix", "$JS.API"),
+            stream=subjects.INTENT_STREAM,
+            durable=durable,
+            handler=handler,
+            worker=worker,
+            concurrency=concurrency,
+            max_deliver=self.limits.max_deliver,
+        )
+        worker._task = asyncio.create_task(pull.run(), name=f"worker-{service}")
+        return worker
+
+    # -- other NATS facilities ------------------------------------------------------------
+
+    async def key_value(
+        self, bucket: str, *, history: int = 1, ttl: float | None = None
+    ) -> KeyValue:
+        """The KV bucket ``bucket``, created on first use."""
+        try:
+            return await self._js.key_value(bucket)
+        except (NotFoundError, nats.js.errors.BucketNotFoundError):
+            return await self._js.create_key_value(
+                KeyValueConfig(bucket=bucket, history=history, ttl=ttl)
+            )
+
+    async def object_store(self, bucket: str) -> ObjectStore:
+        """The object store ``bucket``, created on first use."""
+        try:
+            return await self._js.object_store(bucket)
+        except (NotFoundError, nats.js.errors.BucketNotFoundError):
+            return await self._js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket))
+
+    async def request(self, subject: str, data: bytes, timeout: float = 5.0) -> bytes:
+        """A core NATS request (e.g. to a micro service endpoint or ``$SRV.PING``)."""
+        try:
+            msg = await self._nc.request(subject, data, timeout=timeout)
+        except nats.errors.NoRespondersError as exc:
+            raise BusUnavailable(f"nobody answers on {subject}") from exc
+        except nats.errors.TimeoutError as exc:
+            raise BusUnavailable(f"no answer on {subject} within {timeout}s") from exc
+        return bytes(msg.data)
+
+    async def gather_replies(
+        self, subject: str, data: bytes = b"", wait: float = 0.5
+    ) -> list[bytes]:
+        """Send to ``subject`` and collect every answer within ``wait`` s (``$SRV`` discovery)."""
+        inbox = self._nc.new_inbox()
+        answers: list[bytes] = []
+        sub = await self._nc.subscribe(inbox)
+        try:
+            await self._nc.publish(subject, data, reply=inbox)
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    msg = await sub.next_msg(timeout=left)
+                except nats.errors.TimeoutError:
+                    break
+                answers.append(bytes(msg.data))
+        finally:
+            await sub.unsubscribe()
+        return answers

@@ -1,0 +1,115 @@
+"""NATS micro services (``$SRV.PING/INFO/STATS`` discovery) behind a small typed wrapper.
+
+A request handler gets the raw request bytes and headers and returns ``MicroResponse``; errors
+are sent with the micro protocol's ``Nats-Service-Error``/``-Code`` headers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import EndpointConfig, Service, ServiceConfig
+
+from events.bus import Bus
+
+MICRO_SUBJECT_PREFIX = "fd.svc"
+
+
+@dataclass(frozen=True)
+class MicroResponse:
+    """An answer to a micro request: ``error_code`` set means an error response."""
+
+    data: bytes
+    error_code: int | None = None
+    error: str = ""
+
+
+MicroHandler = Callable[[bytes, dict[str, str]], Awaitable[MicroResponse]]
+
+
+@dataclass
+class MicroEndpoint:
+    """One endpoint: served on ``fd.svc.<service>.<name>``."""
+
+    name: str
+    handler: MicroHandler
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def micro_subject(service: str, action: str) -> str:
+    """The request/reply subject of a service action."""
+    return f"{MICRO_SUBJECT_PREFIX}.{service}.{action}"
+
+
+class MicroService:
+    """A running micro service; ``stop()`` unsubscribes its endpoints."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    @property
+    def id(self) -> str:
+        """The instance id the micro protocol assigned."""
+        return str(self._service.id)
+
+    async def stop(self) -> None:
+        """Stop answering requests."""
+        await self._service.stop()
+
+
+async def start_micro_service(
+    bus: Bus,
+    name: str,
+    version: str,
+    description: str,
+    endpoints: list[MicroEndpoint],
+    metadata: dict[str, str] | None = None,
+) -> MicroService:
+    """Register ``endpoints`` as the micro service ``name`` (queue group ``name``)."""
+    service = await add_service(
+        bus.nc,
+        ServiceConfig(
+            name=name,
+            version=version,
+            description=description,
+            metadata=metadata or {},
+            queue_group=f"svc_{name}",
+        ),
+    )
+
+    def wrap(handler: MicroHandler) -> Callable[[Request], Awaitable[None]]:
+        async def serve(request: Request) -> None:
+            try:
+                response = await handler(request.data, dict(request.headers or {}))
+            except Exception as exc:  # the handler should answer errors itself; last resort
+                await request.respond_error("500", f"internal error: {type(exc).__name__}")
+                return
+            if response.error_code is not None:
+                await request.respond_error(
+                    str(response.error_code), response.error, data=response.data
+                )
+            else:
+                await request.respond(response.data)
+
+        return serve
+
+    for endpoint in endpoints:
+        await service.add_endpoint(
+            EndpointConfig(
+                name=endpoint.name,
+                subject=micro_subject(name, endpoint.name),
+                handler=wrap(endpoint.handler),
+                metadata=endpoint.metadata or None,
+            )
+        )
+    return MicroService(service)
+
+
+async def discover(bus: Bus, verb: str = "PING", service: str | None = None) -> list[dict]:
+    """Ask ``$SRV.<verb>[.<service>]`` and return every instance's answer (parsed JSON)."""
+    subject = f"$SRV.{verb}" + (f".{service}" if service else "")
+    return [json.loads(raw) for raw in await bus.gather_replies(subject, wait=0.5)]

@@ -1,0 +1,126 @@
+"""Every subject, stream, consumer, bucket name of Frontdoor — defined here and nowhere else.
+
+Subjects:
+- ``fd.intent.<service>.<action>``                 -> stream ``FD_INTENTS`` (work queue)
+- ``fd.event.<channel>.<conversation>.<type...>``  -> stream ``FD_EVENTS`` (the ordered bus)
+
+Putting the conversation before the (variable-depth) type lets one filter select a type for all
+conversations (``fd.event.*.*.reply``) or everything of one conversation
+(``fd.event.web.<conv>.>``). Conversation ids may contain ``.``, ``*``, ``>`` or spaces (a Slack
+thread ts has a dot), so they are encoded with ``encode_token`` first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+INTENT_STREAM: Final = "FD_INTENTS"
+EVENT_STREAM: Final = "FD_EVENTS"
+INTENT_PREFIX: Final = "fd.intent"
+EVENT_PREFIX: Final = "fd.event"
+
+#: Dialogue state per conversation (any front-door replica can continue any conversation).
+CONVERSATIONS_BUCKET: Final = "fd_conversations"
+#: Published NLU model artifacts (object store) and the pointer to the current one (KV).
+MODELS_BUCKET: Final = "fd_models"
+MODELS_POINTER_BUCKET: Final = "fd_model_pointer"
+#: Durable positions of ordered readers (e.g. the reply router's last delivered sequence).
+CURSORS_BUCKET: Final = "fd_cursors"
+#: Slack event ids already taken (retries of the same event are processed once), with a TTL.
+SLACK_SEEN_BUCKET: Final = "fd_slack_seen"
+#: Human hand-offs: conversation <-> Slack support thread, and who owns the conversation.
+HANDOFFS_BUCKET: Final = "fd_handoffs"
+
+#: Seconds within which a re-published envelope id is dropped (Slack retries for ~5 minutes).
+DUPLICATE_WINDOW_SECONDS: Final = 15 * 60
+
+_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def encode_token(raw: str) -> str:
+    """Encode any string as one safe subject token, reversibly.
+
+    Letters, digits, ``_`` and ``-`` are kept; every other byte becomes ``~XX`` (hex), so
+    ``1700000000.123`` becomes ``1700000000~2E123`` and no id can inject ``.``, ``*`` or ``>``.
+    """
+    if not raw:
+        raise ValueError("a subject token cannot be empty")
+    if _SAFE.match(raw):
+        return raw
+    out: list[str] = []
+    for ch in raw:
+        if ch.isascii() and (ch.isalnum() or ch in "_-"):
+            out.append(ch)
+        else:
+            out.extend(f"~{b:02X}" for b in ch.encode())
+    return "".join(out)
+
+
+def decode_token(token: str) -> str:
+    """Invert ``encode_token``."""
+    if "~" not in token:
+        return token
+    data = bytearray()
+    i = 0
+    while i < len(token):
+        if token[i] == "~":
+            data.append(int(token[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            data.extend(token[i].encode())
+            i += 1
+    return data.decode()
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"invalid {kind} name {value!r}: use lower-case letters, digits, _ and -")
+    return value
+
+
+def intent_type(service: str, action: str) -> str:
+    """Envelope type of an intent: ``intent.<service>.<action>``."""
+    return f"intent.{_check_name('service', service)}.{_check_name('action', action)}"
+
+
+def intent_subject(service: str, action: str) -> str:
+    """Subject of an intent for ``service``/``action``."""
+    return f"{INTENT_PREFIX}.{_check_name('service', service)}.{_check_name('action', action)}"
+
+
+def parse_intent_type(envelope_type: str) -> tuple[str, str] | None:
+    """``intent.<service>.<action>`` -> ``(service, action)``; ``None`` for other types."""
+    parts = envelope_type.split(".")
+    if len(parts) == 3 and parts[0] == "intent":
+        return parts[1], parts[2]
+    return None
+
+
+def service_intents_filter(service: str) -> str:
+    """Filter of one service's intent consumer."""
+    return f"{INTENT_PREFIX}.{_check_name('service', service)}.>"
+
+
+def service_consumer(service: str) -> str:
+    """Durable consumer name shared by every instance of ``service``."""
+    return f"svc_{_check_name('service', service)}"
+
+
+def event_subject(channel: str, conversation_id: str, envelope_type: str) -> str:
+    """Subject of an event of ``envelope_type`` in a conversation."""
+    return f"{EVENT_PREFIX}.{channel}.{encode_token(conversation_id)}.{envelope_type}"
+
+
+def events_filter(
+    *, channel: str = "*", conversation_id: str | None = None, envelope_type: str | None = None
+) -> str:
+    """A filter over ``FD_EVENTS``: by channel, conversation and/or type (``None`` = any)."""
+    conv = encode_token(conversation_id) if conversation_id is not None else "*"
+    kind = envelope_type if envelope_type is not None else ">"
+    return f"{EVENT_PREFIX}.{channel}.{conv}.{kind}"
+
+
+ALL_EVENTS: Final = f"{EVENT_PREFIX}.>"
+ALL_INTENTS: Final = f"{INTENT_PREFIX}.>"

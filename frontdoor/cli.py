@@ -1,0 +1,43 @@
+"""The ``frontdoor`` command line.
+
+Each area registers its own typer sub-app or command in ``register_commands`` below, keeping
+this module a thin index.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="frontdoor",
+    help=(
+        "Frontdoor: a conversational ops front door. Chat in Slack or the web widget; bots "
+        "route intents over NATS JetStream to backend services.\n\n"
+        "Start everything locally with `frontdoor up`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+bench_app = typer.Typer(help="Benchmarks: measure the bus, NLU and end-to-end turns on this machine.")
+app.add_typer(bench_app, name="bench")
+
+
+def register_commands() -> None:
+    """Attach every area's commands to ``app`` (imported lazily to keep start-up fast)."""
+    # Each area adds one import+call here: ``cli_x.register(app)``. Benchmarks attach their
+    # command to ``bench_app`` (``frontdoor bench <name>``).
+    from frontdoor import cli_nlu
+
+    cli_nlu.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``frontdoor`` console script."""
+    register_commands()
+    app()
+
+
+if __name__ == "__main__":
+    main()
