@@ -1,0 +1,148 @@
+"""The management ``Service`` object, its shared state, and the plumbing every handler uses:
+who is calling (``Caller``) and applying a change exactly once per intent (``apply_once``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend_services.management import users_repo
+from backend_services.management.database import Database
+from backend_services.management.errors import HandlerError
+from backend_services.management.lifecycle import STAFF, SlaPolicy, TransitionError
+from backend_services.management.settings import ManagementSettings
+from backend_services.management.tables import ProcessedRequest
+from backend_services.management.tickets_repo import Caller
+from backend_services.runtime import HandlerContext, Service
+
+if TYPE_CHECKING:
+    from backend_services.management.ops import ServiceRegistry
+    from backend_services.management.sla import SlaChecker
+
+service = Service(
+    "management",
+    version="0.1.0",
+    description="Tickets, people and roles, and the state of the services",
+)
+
+STATE_KEY = "management"
+
+
+@dataclass
+class ManagementState:
+    """What on_startup builds and every handler uses (``ctx.state["management"]``)."""
+
+    settings: ManagementSettings
+    db: Database
+    sla: SlaPolicy
+    clock: Callable[[], datetime]
+    registry: ServiceRegistry | None = None
+    checker: SlaChecker | None = None
+
+
+def state_of(ctx: HandlerContext) -> ManagementState:
+    """The service state (raises when the service was not started)."""
+    st = ctx.state.get(STATE_KEY)
+    if not isinstance(st, ManagementState):
+        raise RuntimeError("the management service is not started (no state)")
+    return st
+
+
+def actor_key(channel: str, actor_id: str) -> str:
+    """``channel:actor id``; API-key actors are already ``user:<handle>``."""
+    if actor_id.startswith(users_repo.USER_ACTOR_PREFIX):
+        return actor_id
+    return f"{channel}:{actor_id}"
+
+
+async def caller_of(s: AsyncSession, ctx: HandlerContext) -> Caller:
+    """The calling actor with their registered user, if any."""
+    actor = ctx.actor
+    channel = ctx.envelope.conversation.channel
+    user = await users_repo.user_for_actor(s, channel, actor)
+    return Caller(
+        key=actor_key(channel, actor.id),
+        name=actor.name or (user.name if user else None),
+        user=user,
+        staff=actor.has_any(STAFF),
+        email=user.email if user else None,
+        anonymous=actor.id == "anonymous" and user is None,
+    )
+
+
+@dataclass
+class Applied:
+    """What a change did: the ticket/user it concerns, a message, the events to publish."""
+
+    message: str | None = None
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    ticket_id: int | None = None
+    user_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "events": [[t, p] for t, p in self.events],
+            "user_id": self.user_id,
+        }
+
+    @classmethod
+    def from_row(cls, row: ProcessedRequest) -> Applied:
+        data = row.result or {}
+        return cls(
+            message=data.get("message"),
+            events=[(t, p) for t, p in data.get("events", [])],
+            ticket_id=row.ticket_id,
+            user_id=data.get("user_id"),
+        )
+
+
+Change = Callable[[AsyncSession, Caller, datetime], Awaitable[Applied]]
+
+
+async def apply_once(ctx: HandlerContext, change: Change) -> Applied:
+    """Run ``change`` in one transaction, once per intent id, then publish its events.
+
+    The intent's envelope id is stored with the change (primary key), so a redelivered intent
+    does not apply twice: it re-publishes the recorded events instead (their ids derive from the
+    intent id, so the bus keeps one copy) and answers from the current state.
+    """
+    st = state_of(ctx)
+    request_id = str(ctx.envelope.id)
+    now = ctx.now()
+    applied: Applied | None = None
+    for attempt in (1, 2):
+        try:
+            async with st.db.session() as s, s.begin():
+                done = await s.get(ProcessedRequest, request_id)
+                if done is not None:
+                    applied = Applied.from_row(done)
+                else:
+                    caller = await caller_of(s, ctx)
+                    try:
+                        applied = await change(s, caller, now)
+                    except TransitionError as exc:
+                        raise HandlerError(str(exc)) from exc
+                    s.add(
+                        ProcessedRequest(
+                            request_id=request_id,
+                            action=ctx.action,
+                            ticket_id=applied.ticket_id,
+                            result=applied.to_json(),
+                            created_at=now,
+                        )
+                    )
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            # A concurrent delivery of the same intent committed first: answer from its result.
+    assert applied is not None
+    for event_type, payload in applied.events:
+        await ctx.emit(event_type, payload)
+    return applied

@@ -1,0 +1,112 @@
+"""The management database: an async engine, sessions, and Alembic migrations run at start-up.
+
+SQLite (``sqlite+aiosqlite:///path``) by default, PostgreSQL (``postgresql+asyncpg://...``) by URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: Our own version table, so the service can share a database with other services.
+VERSION_TABLE = "mgmt_alembic_version"
+#: Key of the PostgreSQL advisory lock that serialises concurrent start-ups' migrations.
+_MIGRATION_LOCK = 0x6D676D74  # "mgmt"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at our migrations (and at ``connection`` when given)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url`` (SQLite: foreign keys on, parent directory created)."""
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["poolclass"] = StaticPool  # one shared in-memory database
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """The engine and a session factory. ``await migrate()`` brings the schema to ``head``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def session(self) -> AsyncSession:
+        """A new session (use ``async with db.session() as s, s.begin(): ...``)."""
+        return self.sessions()
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Run the Alembic migrations up to ``revision`` (serialised across instances on PG)."""
+
+        def upgrade(sync_conn: Connection) -> None:
+            command.upgrade(alembic_config(sync_conn), revision)
+
+        async with self.engine.begin() as conn:
+            if self.backend == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
+            await conn.run_sync(upgrade)
+
+    async def current_revision(self) -> str | None:
+        """The schema revision the database is at (``None`` before the first migration)."""
+
+        def read(sync_conn: Connection) -> str | None:
+            ctx = MigrationContext.configure(sync_conn, opts={"version_table": VERSION_TABLE})
+            return ctx.get_current_revision()
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(read)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest revision of our migrations."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head

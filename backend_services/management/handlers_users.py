@@ -1,0 +1,259 @@
+"""Users, roles, identities and API keys (admins), and ``resolve_actor`` (the front door)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend_services.management import users_repo as repo
+from backend_services.management.core import Applied, apply_once, service, state_of
+from backend_services.management.domain_events import UserRolesChanged
+from backend_services.management.errors import Denied, HandlerError
+from backend_services.management.identities import IDENTITY_CHANNELS, parse_identity
+from backend_services.management.lifecycle import ADMIN, ANYONE
+from backend_services.management.schemas_users import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRevoke,
+    ApiKeyRevoked,
+    IdentityLink,
+    NoInput,
+    ResolveActor,
+    ResolvedActor,
+    UserCreate,
+    UserList,
+    UserOut,
+    UserRef,
+    UserSearch,
+    UserSetRoles,
+    UserUpdate,
+)
+from backend_services.management.tables import User
+from backend_services.management.tickets_repo import Caller
+from backend_services.runtime import HandlerContext
+
+
+async def roles_changed_event(
+    s: AsyncSession, user: User, old: list[str], new: list[str]
+) -> tuple[str, dict]:
+    """``(type, payload)`` of ``user.roles_changed``."""
+    out = await repo.user_out(s, user)
+    payload = UserRolesChanged(
+        user=user.handle, user_id=user.id, old_roles=old, new_roles=new, identities=out.identities
+    )
+    return "user.roles_changed", payload.model_dump(mode="json")
+
+
+async def _user_out(ctx: HandlerContext, applied: Applied, *, with_keys: bool = False) -> UserOut:
+    assert applied.user_id is not None
+    async with state_of(ctx).db.session() as s:
+        user = await s.get(User, applied.user_id)
+        if user is None:
+            raise HandlerError("That user no longer exists.")
+        out = await repo.user_out(s, user, with_keys=with_keys)
+    return out.model_copy(update={"message": applied.message})
+
+
+@service.handler("user_create", roles=ADMIN, summary="Register a user with roles and identities")
+async def user_create(payload: UserCreate, ctx: HandlerContext) -> UserOut:
+    """A new user; emits ``user.roles_changed`` (from nothing to the new roles)."""
+
+    async def change(s: AsyncSession, caller: Caller, now: datetime) -> Applied:
+        user = await repo.create_user(
+            s,
+            handle=payload.handle,
+            now=now,
+            email=str(payload.email) if payload.email else None,
+            name=payload.name,
+            roles=list(payload.roles),
+            identities=payload.identities,
+        )
+        new = await repo.roles_of(s, user)
+        return Applied(
+            user_id=user.id,
+            message=f"Created user {user.handle}.",
+            events=[await roles_changed_event(s, user, [], new)],
+        )
+
+    return await _user_out(ctx, await apply_once(ctx, change))
+
+
+@service.handler("user_get", roles=ADMIN, summary="Show a user with identities and API keys")
+async def user_get(payload: UserRef, ctx: HandlerContext) -> UserOut:
+    """By handle, email or identity."""
+    async with state_of(ctx).db.session() as s:
+        return await repo.user_out(s, await repo.get_user(s, payload.user), with_keys=True)
+
+
+@service.handler("user_list", roles=ADMIN, summary="List users")
+async def user_list(payload: UserSearch, ctx: HandlerContext) -> UserList:
+    """Optionally only those with a role, or matching a text."""
+    async with state_of(ctx).db.session() as s:
+        users = await repo.list_users(s, role=payload.role, text=payload.text, limit=payload.limit)
+        return UserList(users=[await repo.user_out(s, u) for u in users])
+
+
+@service.handler("user_update", roles=ADMIN, summary="Change a user's name, email or active flag")
+async def user_update(payload: UserUpdate, ctx: HandlerContext) -> UserOut:
+    """Deactivating a user drops their roles to plain ``user`` (emits ``user.roles_changed``)."""
+
+    async def change(s: AsyncSession, caller: Caller, now: datetime) -> Applied:
+        user = await repo.get_user(s, payload.user)
+        before = await repo.roles_of(s, user)
+        changes = await repo.update_user(
+            s,
+            user,
+            now,
+            name=payload.name,
+            email=str(payload.email) if payload.email else None,
+            active=payload.active,
+        )
+        if not changes:
+            raise HandlerError(f"Nothing to change for {user.handle}.")
+        after = await repo.roles_of(s, user)
+        events = [await roles_changed_event(s, user, before, after)] if before != after else []
+        return Applied(
+            user_id=user.id,
+            message=f"Updated {', '.join(sorted(changes))} of {user.handle}.",
+            events=events,
+        )
+
+    return await _user_out(ctx, await apply_once(ctx, change))
+
+
+@service.handler("user_set_roles", roles=ADMIN, summary="Replace a user's roles")
+async def user_set_roles(payload: UserSetRoles, ctx: HandlerContext) -> UserOut:
+    """Roles ``admin``/``agent`` (everyone is ``user``); the last admin cannot be removed."""
+
+    async def change(s: AsyncSession, caller: Caller, now: datetime) -> Applied:
+        user = await repo.get_user(s, payload.user)
+        old, new = await repo.set_roles(s, user, list(payload.roles), now)
+        if old == new:
+            raise HandlerError(f"{user.handle} already has the roles {', '.join(new)}.")
+        return Applied(
+            user_id=user.id,
+            message=f"Roles of {user.handle}: {', '.join(new)}.",
+            events=[await roles_changed_event(s, user, old, new)],
+        )
+
+    return await _user_out(ctx, await apply_once(ctx, change))
+
+
+@service.handler("user_link_identity", roles=ADMIN, summary="Map an identity to a user")
+async def user_link_identity(payload: IdentityLink, ctx: HandlerContext) -> UserOut:
+    """E.g. ``slack:U123``; the identity now resolves to this user's roles."""
+
+    async def change(s: AsyncSession, caller: Caller, now: datetime) -> Applied:
+        user = await repo.get_user(s, payload.user)
+        if await repo.find_user(s, payload.identity) is user:
+            raise HandlerError(f"{payload.identity} is already linked to {user.handle}.")
+        await repo.link_identity(s, user, payload.identity, now)
+        roles = await repo.roles_of(s, user)
+        return Applied(
+            user_id=user.id,
+            message=f"Linked {payload.identity} to {user.handle}.",
+            # The identity went from plain ``user`` to this user's roles.
+            events=[await roles_changed_event(s, user, ["user"], roles)],
+        )
+
+    return await _user_out(ctx, await apply_once(ctx, change))
+
+
+@service.handler("user_unlink_identity", roles=ADMIN, summary="Remove an identity from a user")
+async def user_unlink_identity(payload: IdentityLink, ctx: HandlerContext) -> UserOut:
+    """The identity becomes unknown again (plain ``user``)."""
+
+    async def change(s: AsyncSession, caller: Caller, now: datetime) -> Applied:
+        user = await repo.get_user(s, payload.user)
+        await repo.unlink_identity(s, user, payload.identity)
+        roles = await repo.roles_of(s, user)
+        return Applied(
+            user_id=user.id,
+            message=f"Unlinked {payload.identity} from {user.handle}.",
+            events=[await roles_changed_event(s, user, roles, ["user"])],
+        )
+
+    return await _user_out(ctx, await apply_once(ctx, change))
+
+
+@service.handler("api_key_create", roles=ADMIN, summary="Issue an API key (HTTP/request door)")
+async def api_key_create(payload: ApiKeyCreate, ctx: HandlerContext) -> ApiKeyCreated:
+    """The key is answered once and stored only as a hash.
+
+    Refused on chat channels: answers there are kept on the event bus, and a key must not be.
+    """
+    if ctx.envelope.conversation.channel != "api":
+        raise Denied(
+            "API keys are issued only over the HTTP API or a direct request (or with the "
+            "'frontdoor users' CLI), never in a chat: chat answers are kept on the event bus."
+        )
+    st = state_of(ctx)
+    async with st.db.session() as s, s.begin():
+        user = await repo.get_user(s, payload.user)
+        row, key = await repo.create_api_key(s, user, payload.name, ctx.now())
+        return ApiKeyCreated(id=row.id, user=user.handle, name=row.name, prefix=row.prefix, key=key)
+
+
+@service.handler("api_key_revoke", roles=ADMIN, summary="Revoke an API key")
+async def api_key_revoke(payload: ApiKeyRevoke, ctx: HandlerContext) -> ApiKeyRevoked:
+    """The key stops working at once."""
+    async with state_of(ctx).db.session() as s, s.begin():
+        row = await repo.revoke_api_key(s, payload.key_id, ctx.now())
+        user = await s.get(User, row.user_id)
+        return ApiKeyRevoked(id=row.id, user=user.handle if user else "?", name=row.name)
+
+
+async def resolve(s: AsyncSession, channel: str, identity: str, now: datetime) -> ResolvedActor:
+    """The roles of ``channel``/``identity`` (unknown: plain ``user``)."""
+    channel = channel.strip().lower()
+    if channel not in IDENTITY_CHANNELS:
+        raise HandlerError(
+            f"Unknown channel '{channel}' (use {', '.join(IDENTITY_CHANNELS)}).",
+        )
+    if channel == "api":
+        user = await repo.user_by_api_key(s, identity, now)
+        actor_id = f"{repo.USER_ACTOR_PREFIX}{user.handle}" if user else "anonymous"
+    else:
+        channel, value = parse_identity(f"{channel}:{identity}")
+        user = await repo.user_by_identity(s, channel, value)
+        actor_id = value
+    if user is None:
+        return ResolvedActor(channel=channel, actor_id=actor_id, known=False, roles=["user"])
+    return ResolvedActor(
+        channel=channel,
+        actor_id=actor_id,
+        known=True,
+        user=user.handle,
+        name=user.name,
+        email=user.email,
+        roles=await repo.roles_of(s, user),
+    )
+
+
+@service.handler("resolve_actor", roles=None, summary="Roles of a channel identity")
+async def resolve_actor(payload: ResolveActor, ctx: HandlerContext) -> ResolvedActor:
+    """Used by the front door (and the HTTP door for API keys) to fill ``Actor.roles``."""
+    async with state_of(ctx).db.session() as s, s.begin():
+        return await resolve(s, payload.channel, payload.identity, ctx.now())
+
+
+@service.handler("whoami", roles=ANYONE, summary="Who am I and which roles do I have?")
+async def whoami(payload: NoInput, ctx: HandlerContext) -> ResolvedActor:
+    """The caller's own user and roles as management knows them."""
+    channel = ctx.envelope.conversation.channel
+    async with state_of(ctx).db.session() as s:
+        user = await repo.user_for_actor(s, channel, ctx.actor)
+        if user is None:
+            return ResolvedActor(
+                channel=channel, actor_id=ctx.actor.id, known=False, roles=["user"]
+            )
+        return ResolvedActor(
+            channel=channel,
+            actor_id=ctx.actor.id,
+            known=True,
+            user=user.handle,
+            name=user.name,
+            email=user.email,
+            roles=await repo.roles_of(s, user),
+        )
