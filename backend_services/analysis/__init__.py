@@ -1,0 +1,1 @@
+"""The analysis service: views built from the event stream, metrics answers and charts."""

@@ -1,0 +1,1 @@
+"""The generative service: summaries, reply drafts, marketing copy and grounded expert answers."""

@@ -1,0 +1,1 @@
+"""The marketing service: campaigns, leads, segments and Slack announcements."""

@@ -1,0 +1,419 @@
+"""The marketing service's own data: campaigns, leads, segments (SQLAlchemy async).
+
+SQLite by default, PostgreSQL by URL. Tables are created at start (``create_all``); their names
+carry a ``marketing_`` prefix so the service can share a database with others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    and_,
+    func,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend_services.marketing.lifecycle import next_status
+from backend_services.marketing.models import SegmentRule
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the marketing store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the marketing tables."""
+
+
+class Campaign(Base):
+    """A marketing campaign."""
+
+    __tablename__ = "marketing_campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    message: Mapped[str] = mapped_column(Text)
+    audience_segment: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    slack_channel: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    announcements: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Lead(Base):
+    """A person who showed interest, with their explicit consent flag."""
+
+    __tablename__ = "marketing_leads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    interest: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    consent: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("marketing_campaigns.id"), nullable=True
+    )
+    source: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    campaign: Mapped[Campaign | None] = relationship(lazy="joined")
+
+
+class Segment(Base):
+    """A named audience: rules over lead fields."""
+
+    __tablename__ = "marketing_segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    match: Mapped[str] = mapped_column(String(3), default="all")
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotFound(LookupError):
+    """No such campaign, lead or segment."""
+
+
+class Conflict(ValueError):
+    """The name is taken, or the change breaks a rule."""
+
+
+def _sqlite_parent(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _rule_clause(rule: SegmentRule) -> ColumnElement[bool]:
+    column: Any
+    if rule.field == "campaign":
+        column = Campaign.name
+    else:
+        column = getattr(Lead, rule.field)
+    value = rule.value
+    if rule.op == "exists":
+        present = column.is_not(None)
+        return present if value in (None, True, "true", "yes") else column.is_(None)
+    if rule.field == "consent":
+        flag = value if isinstance(value, bool) else str(value).lower() in ("true", "yes", "1")
+        return column.is_(flag) if rule.op == "eq" else column.is_not(flag)
+    if rule.op in ("in", "not_in"):
+        values = [str(v).lower() for v in (value if isinstance(value, list) else [value])]
+        clause = func.lower(column).in_(values)
+        return clause if rule.op == "in" else or_(column.is_(None), not_(clause))
+    text = str(value or "").lower()
+    low = func.lower(column)
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if rule.op == "eq":
+        return low == text
+    if rule.op == "ne":
+        return or_(column.is_(None), low != text)
+    if rule.op == "contains":
+        return low.like(f"%{escaped}%", escape="\\")
+    if rule.op == "not_contains":
+        return or_(column.is_(None), not_(low.like(f"%{escaped}%", escape="\\")))
+    if rule.op == "startswith":
+        return low.like(f"{escaped}%", escape="\\")
+    if rule.op == "endswith":
+        return low.like(f"%{escaped}", escape="\\")
+    raise ValueError(f"unknown operator {rule.op}")
+
+
+def segment_clause(rules: list[SegmentRule], match: str) -> ColumnElement[bool]:
+    """The SQL condition selecting the leads of a segment."""
+    clauses = [_rule_clause(r) for r in rules]
+    return and_(*clauses) if match == "all" else or_(*clauses)
+
+
+class MarketingStore:
+    """Campaigns, leads and segments in one database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str) -> MarketingStore:
+        """Connect to ``url`` and create the tables if missing."""
+        _sqlite_parent(url)
+        engine = create_async_engine(url, pool_pre_ping=True)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction (committed on success)."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    # -- campaigns -----------------------------------------------------------------------------
+
+    async def _campaign(self, session: AsyncSession, ref: str) -> Campaign:
+        key = ref.strip()
+        if key.lstrip("#").isdigit():
+            found = await session.get(Campaign, int(key.lstrip("#")))
+        else:
+            found = (
+                await session.execute(
+                    select(Campaign).where(func.lower(Campaign.name) == key.lower())
+                )
+            ).scalar_one_or_none()
+        if found is None:
+            raise NotFound(f"There is no campaign '{ref}'.")
+        return found
+
+    async def get_campaign(self, ref: str) -> Campaign:
+        """A campaign by name or ``#id``."""
+        async with self.session() as session:
+            return await self._campaign(session, ref)
+
+    async def list_campaigns(self) -> list[Campaign]:
+        """Every campaign, oldest first."""
+        async with self.session() as session:
+            return list((await session.execute(select(Campaign).order_by(Campaign.id))).scalars())
+
+    async def create_campaign(self, now: datetime, created_by: str, **fields: Any) -> Campaign:
+        """A new campaign (``draft``, or ``scheduled`` with ``scheduled_at``)."""
+        status = "scheduled" if fields.get("scheduled_at") else "draft"
+        if fields.get("scheduled_at") and fields["scheduled_at"] <= now:
+            raise Conflict("The start time must be in the future.")
+        if fields.get("audience_segment"):
+            await self.get_segment(fields["audience_segment"])
+        campaign = Campaign(
+            status=status, created_at=now, updated_at=now, created_by=created_by, **fields
+        )
+        taken = Conflict(f"A campaign named '{fields['name']}' already exists.")
+        try:
+            async with self.session() as session:
+                same = select(Campaign.id).where(
+                    func.lower(Campaign.name) == fields["name"].lower()
+                )
+                if (await session.execute(same)).first() is not None:
+                    raise taken
+                session.add(campaign)
+        except IntegrityError:
+            raise taken from None
+        return campaign
+
+    async def update_campaign(self, ref: str, now: datetime, **changes: Any) -> Campaign:
+        """Change a campaign's fields (not allowed once completed or cancelled)."""
+        if changes.get("audience_segment"):
+            await self.get_segment(changes["audience_segment"])
+        async with self.session() as session:
+            campaign = await self._campaign(session, ref)
+            if campaign.status in ("completed", "cancelled"):
+                raise Conflict(f"Campaign '{campaign.name}' is {campaign.status}: it is final.")
+            for key, value in changes.items():
+                if value is not None:
+                    setattr(campaign, key, value)
+            campaign.updated_at = now
+            return campaign
+
+    async def transition(
+        self, ref: str, action: str, now: datetime, at: datetime | None = None
+    ) -> tuple[Campaign, str]:
+        """Apply a lifecycle action; return the campaign and its previous status."""
+        async with self.session() as session:
+            campaign = await self._campaign(session, ref)
+            previous = campaign.status
+            campaign.status = next_status(previous, action)
+            if action == "schedule":
+                if at is None or at <= now:
+                    raise Conflict("The start time must be in the future.")
+                campaign.scheduled_at = at
+            elif action == "launch" and (campaign.scheduled_at is None or previous == "scheduled"):
+                campaign.scheduled_at = now
+            campaign.updated_at = now
+            return campaign, previous
+
+    async def due_campaigns(self, now: datetime) -> list[Campaign]:
+        """Scheduled campaigns whose start time has come, now marked active."""
+        async with self.session() as session:
+            rows = (
+                await session.execute(
+                    select(Campaign)
+                    .where(Campaign.status == "scheduled", Campaign.scheduled_at <= now)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars()
+            started = []
+            for campaign in rows:
+                campaign.status = "active"
+                campaign.updated_at = now
+                started.append(campaign)
+            return started
+
+    async def count_announcement(self, campaign_id: int, now: datetime) -> None:
+        """One more announcement of a campaign."""
+        async with self.session() as session:
+            campaign = await session.get(Campaign, campaign_id)
+            if campaign is not None:
+                campaign.announcements += 1
+                campaign.updated_at = now
+
+    async def campaign_stats(self, campaign: Campaign) -> dict[str, int]:
+        """Leads, consented leads and conversions of a campaign."""
+        async with self.session() as session:
+            row = (
+                await session.execute(
+                    select(
+                        func.count(Lead.id),
+                        func.count(Lead.id).filter(Lead.consent.is_(True)),
+                        func.count(Lead.id).filter(Lead.status == "converted"),
+                    ).where(Lead.campaign_id == campaign.id)
+                )
+            ).one()
+        return {"leads": row[0], "consented": row[1], "converted": row[2]}
+
+    # -- leads --------------------------------------------------------------------------------
+
+    async def capture_lead(
+        self, now: datetime, campaign_ref: str | None, source: str | None, **fields: Any
+    ) -> tuple[Lead, bool]:
+        """Insert or update the lead with this email; return it and whether it is new."""
+        async with self.session() as session:
+            campaign = await self._campaign(session, campaign_ref) if campaign_ref else None
+            lead = (
+                await session.execute(select(Lead).where(Lead.email == fields["email"]))
+            ).scalar_one_or_none()
+            created = lead is None
+            if lead is None:
+                lead = Lead(
+                    created_at=now, status="new", source=source, campaign=campaign, **fields
+                )
+                session.add(lead)
+            else:
+                for key, value in fields.items():
+                    if value is not None:
+                        setattr(lead, key, value)
+            if campaign is not None:
+                lead.campaign = campaign
+            lead.updated_at = now
+            await session.flush()
+            return lead, created
+
+    async def convert_lead(self, email: str, campaign_ref: str | None, now: datetime) -> Lead:
+        """Mark the lead converted (optionally attributing it to a campaign)."""
+        async with self.session() as session:
+            lead = (
+                await session.execute(select(Lead).where(Lead.email == email))
+            ).scalar_one_or_none()
+            if lead is None:
+                raise NotFound(f"There is no lead with the email {email}.")
+            if campaign_ref:
+                lead.campaign = await self._campaign(session, campaign_ref)
+            lead.status = "converted"
+            lead.converted_at = now
+            lead.updated_at = now
+            return lead
+
+    # -- segments ---------------------------------------------------------------------------
+
+    async def create_segment(
+        self,
+        name: str,
+        description: str | None,
+        match: str,
+        rules: list[SegmentRule],
+        now: datetime,
+    ) -> Segment:
+        """A new named segment."""
+        segment = Segment(
+            name=name,
+            description=description,
+            match=match,
+            rules=[r.model_dump(mode="json") for r in rules],
+            created_at=now,
+        )
+        taken = Conflict(f"A segment named '{name}' already exists.")
+        try:
+            async with self.session() as session:
+                same = select(Segment.id).where(func.lower(Segment.name) == name.lower())
+                if (await session.execute(same)).first() is not None:
+                    raise taken
+                session.add(segment)
+        except IntegrityError:
+            raise taken from None
+        return segment
+
+    async def get_segment(self, name: str) -> Segment:
+        """A segment by name (case-insensitive)."""
+        async with self.session() as session:
+            found = (
+                await session.execute(
+                    select(Segment).where(func.lower(Segment.name) == name.strip().lower())
+                )
+            ).scalar_one_or_none()
+        if found is None:
+            raise NotFound(f"There is no segment '{name}'.")
+        return found
+
+    async def segment_members(self, segment: Segment, limit: int) -> tuple[int, list[Lead]]:
+        """How many leads match ``segment``, and the first ``limit`` of them."""
+        rules = [SegmentRule.model_validate(r) for r in segment.rules]
+        where = segment_clause(rules, segment.match)
+        base = select(Lead).outerjoin(Campaign, Lead.campaign_id == Campaign.id).where(where)
+        async with self.session() as session:
+            size = (
+                await session.execute(select(func.count()).select_from(base.subquery()))
+            ).scalar_one()
+            sample = list(
+                (await session.execute(base.order_by(Lead.id).limit(limit))).unique().scalars()
+            )
+        return int(size), sample
