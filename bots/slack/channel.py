@@ -1,0 +1,331 @@
+"""The Slack channel: a Bolt ``AsyncApp`` in front of the turn pipeline, and the reply adapter.
+
+In: mentions in channels (``app_mention``), direct messages (``message`` im), the ``/frontdoor``
+slash command and quick-reply buttons (block actions) become turns of the ``TurnPipeline``;
+messages in a hand-off thread of the support channel go to the user instead. Everything is
+acknowledged at once (Bolt acks, the work runs after the HTTP answer). Each Slack event is taken
+once: its ``event_id`` is claimed in a NATS KV seen-set (Slack retries for ~5 minutes), the
+message key (channel + ts, shared by ``app_mention`` and ``message`` of the same message) too,
+and the turn's envelope id derives from it so the bus drops a duplicate anyway.
+
+Out: ``deliver`` posts replies from the reply router with ``chat.postMessage`` in the
+conversation's channel and thread (``Retry-After`` respected on 429).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bots.tracking import ObservedReply
+from bots.turns import IncomingMessage
+from events.bus import Bus
+
+from .announce import AnnouncementRelay
+from .client import PERMANENT_ERRORS, build_web_client
+from .dedup import SeenSet
+from .format import QUICK_REPLY_ACTION, escape, from_slack, reply_blocks, reply_text
+from .handoff_mirror import HANDOFF_ACTION, HandoffMirror
+from .settings import ResolvedSlack, SlackConfigError
+
+log = logging.getLogger("frontdoor.slack")
+
+TurnHandler = Callable[[IncomingMessage], Awaitable[Any]]
+
+#: Message subtypes that are not a person saying something new.
+_IGNORED_SUBTYPES = {
+    "bot_message",
+    "message_changed",
+    "message_deleted",
+    "message_replied",
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+    "channel_name",
+    "group_join",
+    "group_leave",
+    "ekm_access_denied",
+}
+_RESPONSE_URL_TTL = 25 * 60.0
+_USAGE = (
+    "Tell me what you need, e.g. `/frontdoor open a ticket` or `/frontdoor which services are up?`"
+)
+
+
+class SlackChannel:
+    """Slack in and out. Build with ``SlackChannel(config, bus=..., turns=pipeline.handle)``."""
+
+    def __init__(
+        self,
+        config: ResolvedSlack,
+        *,
+        bus: Bus,
+        turns: TurnHandler,
+        client: AsyncWebClient | None = None,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self._turns = turns
+        self.client = client or build_web_client(config)
+        self.bolt = AsyncApp(
+            name="frontdoor",
+            client=self.client,
+            signing_secret=(
+                config.signing_secret.get_secret_value() if config.signing_secret else ""
+            ),
+            process_before_response=False,
+            logger=logging.getLogger("frontdoor.slack.bolt"),
+        )
+        self.bot_user_id: str | None = None
+        self._seen: SeenSet | None = None
+        self.handoff: HandoffMirror | None = None
+        self.announcements: AnnouncementRelay | None = None
+        self._response_urls: dict[str, tuple[float, str]] = {}
+        self._register()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the token, open the seen-set, start the hand-off mirror and announcements."""
+        try:
+            auth = await self.client.auth_test()
+            self.bot_user_id = auth.get("user_id")
+        except SlackApiError as exc:
+            raise SlackConfigError(
+                f"Slack rejected SLACK_BOT_TOKEN: {exc.response.get('error')}"
+            ) from None
+        except Exception as exc:  # Slack unreachable: Bolt retries auth.test on the first event
+            log.warning("cannot reach Slack at %s yet (%s)", self.config.api_url, exc)
+        self._seen = await SeenSet.open(self.bus, self.config.dedup_seconds)
+        self.handoff = HandoffMirror(self.bus, self.client, self._seen, self.config.support_channel)
+        await self.handoff.start()
+        self.announcements = AnnouncementRelay(self.bus, self.client, self._seen)
+        await self.announcements.start()
+
+    async def stop(self) -> None:
+        """Stop the relays."""
+        if self.handoff:
+            await self.handoff.stop()
+        if self.announcements:
+            await self.announcements.stop()
+
+    @property
+    def seen(self) -> SeenSet:
+        """The seen-set (``start()`` opens it)."""
+        if self._seen is None:
+            raise RuntimeError("SlackChannel.start() was not awaited")
+        return self._seen
+
+    # -- replies out ----------------------------------------------------------------------------
+
+    async def deliver(self, item: ObservedReply) -> None:
+        """Post one reply in its channel and thread (the reply router's ``slack`` adapter).
+
+        Transient failures raise (the router retries); permanent ones (no such channel, not a
+        member, ...) are logged and dropped so one bad channel cannot block the others.
+        """
+        conv = item.envelope.conversation
+        text, blocks = reply_text(item.reply), reply_blocks(item.reply)
+        try:
+            await self.client.chat_postMessage(
+                channel=conv.id, thread_ts=conv.thread, text=text, blocks=blocks, unfurl_links=False
+            )
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in {"not_in_channel", "channel_not_found"} and await self._respond(
+                conv.id, text, blocks
+            ):
+                return
+            if error in PERMANENT_ERRORS:
+                log.error("reply seq %s to Slack %s dropped: %s", item.seq, conv.id, error)
+                return
+            raise
+
+    async def _respond(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> bool:
+        """Answer a slash command through its response URL (the bot is not in that channel)."""
+        expires, url = self._response_urls.get(channel, (0.0, ""))
+        if not url or expires < time.monotonic():
+            return False
+        response = await AsyncWebhookClient(url).send(
+            text=text, blocks=blocks, response_type="in_channel"
+        )
+        return response.status_code == 200
+
+    # -- events in ------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.bolt
+        app.middleware(self._dedup_event)
+        app.event("app_mention")(self._on_mention)
+        app.event("message")(self._on_message)
+        app.command("/frontdoor")(self._on_command)
+        app.action(re.compile(rf"^{QUICK_REPLY_ACTION}:\d+$"))(self._on_quick_reply)
+        app.action(re.compile(rf"^{HANDOFF_ACTION}:(handback|close)$"))(self._on_handoff_button)
+
+    async def _dedup_event(
+        self, body: dict[str, Any], request: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Take each Events API delivery once (Slack retries the same ``event_id``)."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not await self.seen.claim("evt", str(event_id)):
+            retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+            log.info("Slack event %s already taken (retry %s); ignored", event_id, retry)
+            return await request.context.ack()
+        return await next()
+
+    def _is_own(self, event: dict[str, Any], context: dict[str, Any]) -> bool:
+        own_user = context.get("bot_user_id") or self.bot_user_id
+        return bool(
+            event.get("bot_id")
+            or event.get("subtype") in _IGNORED_SUBTYPES
+            or (own_user and event.get("user") == own_user)
+        )
+
+    async def _on_mention(self, event: dict[str, Any], context: Any) -> None:
+        await self._route_message(event, context, mentioned=True)
+
+    async def _on_message(self, event: dict[str, Any], context: Any) -> None:
+        await self._route_message(event, context, mentioned=False)
+
+    async def _route_message(self, event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
+        if self._is_own(event, context) or not event.get("user"):
+            return
+        channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+        thread_ts = event.get("thread_ts")
+        text = str(event.get("text") or "")
+        own_user = context.get("bot_user_id") or self.bot_user_id
+        # A `message` event of a message that mentions the bot is that mention: whichever of
+        # `app_mention` / `message` arrives first takes it.
+        mentioned = mentioned or bool(own_user and f"<@{own_user}>" in text)
+        is_dm = event.get("channel_type") == "im"
+        in_support_thread = bool(thread_ts) and channel == self.config.support_channel
+        if not (mentioned or is_dm or in_support_thread):
+            return  # channel chatter that is not for the bot
+        if not channel or not ts or not await self.seen.claim("msg", channel, ts):
+            return  # already taken (a retry, the twin event, another replica)
+        if (
+            in_support_thread
+            and self.handoff
+            and (record := await self.handoff.for_thread(channel, str(thread_ts))) is not None
+        ):
+            await self.handoff.agent_message(record, user_id=event["user"], text=text, ts=ts)
+            return
+        if not (mentioned or is_dm):
+            return
+        if own_user:
+            text = text.replace(f"<@{own_user}>", " ")
+        await self._turn(
+            channel=channel,
+            thread=str(thread_ts) if thread_ts else (None if is_dm else ts),
+            text=from_slack(text).strip(),
+            user_id=str(event["user"]),
+            message_id=ts,
+            metadata={"team": event.get("team"), "kind": "dm" if is_dm else "mention"},
+        )
+
+    async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
+        text = str(command.get("text") or "").strip()
+        if not text:
+            await ack(text=_USAGE)
+            return
+        await ack(response_type="in_channel")
+        channel = str(command["channel_id"])
+        if command.get("response_url"):
+            deadline = time.monotonic() + _RESPONSE_URL_TTL
+            self._response_urls[channel] = (deadline, str(command["response_url"]))
+        await self._turn(
+            channel=channel,
+            thread=None,
+            text=text,
+            user_id=str(command["user_id"]),
+            user_name=command.get("user_name"),
+            message_id=f"command:{command.get('trigger_id') or time.time_ns()}",
+            metadata={"team": command.get("team_id"), "kind": "command"},
+        )
+
+    async def _on_quick_reply(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or body["container"]["channel_id"])
+        message_ts = str(message.get("ts") or body["container"]["message_ts"])
+        if not await self.seen.claim("act", channel, message_ts):
+            return  # a second press on the same message
+        user = body["user"]
+        value, title = str(action.get("value", "")), action.get("text", {}).get("text", "")
+        # Replace the buttons by what was chosen, so the choice is visible and made once.
+        kept = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
+        chosen = {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"<@{user['id']}> chose *{escape(title or value)}*"}
+            ],
+        }
+        try:
+            await self.client.chat_update(
+                channel=channel, ts=message_ts, text=message.get("text", ""), blocks=[*kept, chosen]
+            )
+        except SlackApiError as exc:
+            log.info("could not update the quick-reply message: %s", exc.response.get("error"))
+        thread = message.get("thread_ts")
+        await self._turn(
+            channel=channel,
+            thread=str(thread) if thread else None,
+            text=value,
+            user_id=str(user["id"]),
+            user_name=user.get("username") or user.get("name"),
+            message_id=f"action:{action.get('action_ts') or message_ts}",
+            metadata={"kind": "button", "team": (body.get("team") or {}).get("id")},
+        )
+
+    async def _on_handoff_button(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        if self.handoff is None:
+            return
+        channel = str((body.get("channel") or {}).get("id") or body["container"]["channel_id"])
+        message_ts = str((body.get("message") or {}).get("ts") or body["container"]["message_ts"])
+        record = await self.handoff.for_thread(channel, message_ts)
+        if record is None:
+            return
+        outcome = "closed" if action.get("value") == "close" else "handback"
+        await self.handoff.end(record, by=str(body["user"]["id"]), outcome=outcome)
+
+    async def _turn(
+        self,
+        *,
+        channel: str,
+        thread: str | None,
+        text: str,
+        user_id: str,
+        message_id: str,
+        user_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if not text:
+            return
+        message = IncomingMessage(
+            channel="slack",
+            conversation_id=channel,
+            thread=thread,
+            text=text[:4000],
+            user_id=user_id,
+            user_name=user_name,
+            bot=self.config.bot_for(channel),
+            message_id=message_id,
+            metadata={k: v for k, v in (metadata or {}).items() if v is not None},
+        )
+        try:
+            await self._turns(message)
+        except Exception:
+            log.exception("Slack turn failed (channel %s, message %s)", channel, message_id)

@@ -1,0 +1,200 @@
+"""Human hand-off: a web (or Slack) conversation mirrored to a support-channel thread, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from bots.slack import attach_slack
+from bots.web.app import create_gateway_app
+from events.bus import Bus
+from events.envelope import Conversation
+from tests.bots.conftest import LiveServer, make_settings
+from tests.slack.conftest import SUPPORT, RulesDialogue, SlackGateway, Turn, running_gateway
+from tests.slack.fake_slack import FakeSlack
+
+
+async def _frames_until(
+    ws: ClientConnection, text_part: str, timeout: float = 15.0
+) -> list[dict[str, Any]]:
+    """Read frames until a reply whose text contains ``text_part``; return the replies read."""
+    replies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no reply containing {text_part!r}; got {replies}")
+        frame = json.loads(await asyncio.wait_for(ws.recv(), left))
+        if frame["type"] == "reply":
+            replies.append(frame)
+            if text_part in frame["text"]:
+                return replies
+
+
+async def _owned(slack_gateway: SlackGateway, conversation: Conversation, want: bool) -> None:
+    registry = slack_gateway.live.app.state.gateway.handoff
+    for _ in range(200):
+        if registry.is_owned(conversation) == want:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"hand-off ownership of {conversation} never became {want}")
+
+
+async def test_web_conversation_handed_to_slack_and_back(slack_gateway: SlackGateway) -> None:
+    gw, fake = slack_gateway, slack_gateway.fake
+    session = (await gw.http.post(f"{gw.live.url}/api/session", json={})).json()
+    sender = session["sender"]
+    async with connect(f"{gw.live.ws_url}?token={session['token']}") as ws:
+        assert json.loads(await ws.recv())["type"] == "hello"
+        await ws.send(json.dumps({"type": "message", "text": "hello", "bot": "support"}))
+        await _frames_until(ws, "support echo: hello")
+        await ws.send(json.dumps({"type": "message", "text": "human", "bot": "support"}))
+        replies = await _frames_until(ws, "a person will answer here")
+        assert "Let me find a person for you." in [r["text"] for r in replies]
+
+        # The agents see a summary of the conversation in the support channel.
+        [root] = await fake.wait_for(channel=SUPPORT)
+        root_ts = root.response["ts"]
+        summary = json.dumps(root.args["blocks"])
+        assert "hello" in summary and "support echo: hello" in summary and "human" in summary
+        assert sender in summary
+        assert {
+            e["action_id"]
+            for b in root.args["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+        } == {"fd_handoff:handback", "fd_handoff:close"}
+
+        # User -> thread, and the bot stays silent.
+        conversation = Conversation(channel="web", id=sender)
+        await _owned(gw, conversation, True)
+        await ws.send(
+            json.dumps({"type": "message", "text": "my <b>VPN</b> drops", "bot": "support"})
+        )
+        [mirrored] = await fake.wait_for(channel=SUPPORT, thread_ts=root_ts)
+        assert mirrored.args["text"].endswith("my &lt;b&gt;VPN&lt;/b&gt; drops")
+        assert "my <b>VPN</b> drops" not in [t.text for t in gw.dialogue.turns]
+
+        # Agent (thread) -> user's web conversation.
+        said = {
+            "type": "message",
+            "user": "UAGENT1",
+            "text": "Hi, I'm Ana. Try *reconnecting* via <https://vpn.example.com|the portal>",
+            "ts": "1800000100.000001",
+            "thread_ts": root_ts,
+            "channel": SUPPORT,
+            "channel_type": "channel",
+        }
+        assert (await gw.send_event(said)).status_code == 200
+        [agent] = (await _frames_until(ws, "Hi, I'm Ana"))[-1:]
+        assert agent["text"] == (
+            "Hi, I'm Ana. Try **reconnecting** via [the portal](https://vpn.example.com)"
+        )
+        assert agent["service"] == "handoff"
+
+        # The agent hands back: the user is told, the thread notes it, the bot answers again.
+        back = dict(said, text="!handback", ts="1800000101.000001")
+        await gw.send_event(back)
+        await _frames_until(ws, "You're back with the bot")
+        notes = await fake.wait_for(channel=SUPPORT, thread_ts=root_ts, count=2)
+        assert "handed back to the bot by <@UAGENT1>" in notes[-1].args["text"]
+        await _owned(gw, conversation, False)
+        await ws.send(json.dumps({"type": "message", "text": "thanks", "bot": "support"}))
+        await _frames_until(ws, "support echo: thanks")
+    assert [t.text for t in gw.dialogue.turns] == ["hello", "human", "thanks"]
+
+
+async def test_slack_dm_hand_off_closed_with_the_button(slack_gateway: SlackGateway) -> None:
+    gw, fake = slack_gateway, slack_gateway.fake
+    dm = {"type": "message", "user": "U7", "text": "human", "ts": "1700000010.000001"}
+    dm |= {"channel": "DUSER7", "channel_type": "im"}
+    await gw.send_event(dm)
+    [root] = await fake.wait_for(channel=SUPPORT)
+    await fake.wait_for(channel="DUSER7", count=2)  # "Let me find..." and "passed to support"
+    await _owned(gw, Conversation(channel="slack", id="DUSER7"), True)
+
+    question = {"type": "message", "user": "U7", "text": "are you there?", "ts": "1700000011.1"}
+    question |= {"channel": "DUSER7", "channel_type": "im"}
+    await gw.send_event(question)
+    [mirrored] = await fake.wait_for(channel=SUPPORT, thread_ts=root.response["ts"])
+    assert mirrored.args["text"].endswith("are you there?")
+
+    [block] = [b for b in root.args["blocks"] if b["type"] == "actions"]
+    close = next(e for e in block["elements"] if e["value"] == "close")
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "UAGENT2", "username": "bo"},
+        "team": {"id": "T0001"},
+        "container": {"type": "message", "message_ts": root.response["ts"], "channel_id": SUPPORT},
+        "channel": {"id": SUPPORT},
+        "message": {
+            "ts": root.response["ts"],
+            "text": root.args["text"],
+            "blocks": root.args["blocks"],
+        },
+        "trigger_id": "9.9.9",
+        "actions": [
+            {
+                "action_id": close["action_id"],
+                "value": "close",
+                "type": "button",
+                "block_id": block["block_id"],
+                "action_ts": "1800000200.1",
+            }
+        ],
+    }
+    assert (await gw.send_action(payload)).status_code == 200
+    calls = await fake.wait_for(channel="DUSER7", count=3)
+    assert "closed this conversation" in calls[-1].args["text"]
+    await _owned(gw, Conversation(channel="slack", id="DUSER7"), False)
+
+    # An agent message after the end is not delivered; the agent is told so (ephemeral).
+    late = {"type": "message", "user": "UAGENT2", "text": "one more thing", "ts": "1800000300.1"}
+    late |= {"thread_ts": root.response["ts"], "channel": SUPPORT}
+    await gw.send_event(late)
+    await fake.wait_for("chat.postEphemeral", user="UAGENT2")
+    assert not [c for c in fake.posted(channel="DUSER7") if "one more thing" in c.args["text"]]
+
+
+async def test_without_a_support_channel_the_user_is_told(bus: Bus, fake_slack: FakeSlack) -> None:
+    async with running_gateway(bus, fake_slack, FRONTDOOR_SUPPORT_CHANNEL="") as gw:
+        dm = {"type": "message", "user": "U8", "text": "human", "ts": "1700000020.1"}
+        dm |= {"channel": "DUSER8", "channel_type": "im"}
+        await gw.send_event(dm)
+        calls = await fake_slack.wait_for(channel="DUSER8", count=2)
+        assert "no human agent can be reached" in calls[-1].args["text"]
+        await _owned(gw, Conversation(channel="slack", id="DUSER8"), False)
+        again = dict(dm, text="hello?", ts="1700000021.1")
+        await gw.send_event(again)
+        calls = await fake_slack.wait_for(channel="DUSER8", count=3)
+        assert calls[-1].args["text"] == "chatbot echo: hello?"  # the bot still answers
+
+
+async def test_without_slack_a_hand_off_never_silences_the_bot(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "FRONTDOOR_SUPPORT_CHANNEL"):
+        monkeypatch.delenv(name, raising=False)
+    dialogue = RulesDialogue()
+    app = create_gateway_app(bus, dialogue, settings=make_settings(), turn_factory=Turn)
+    assert attach_slack(app) is None
+    live = LiveServer(app)
+    await live.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            session = (await http.post(f"{live.url}/api/session", json={})).json()
+        async with connect(f"{live.ws_url}?token={session['token']}") as ws:
+            assert json.loads(await ws.recv())["type"] == "hello"
+            await ws.send(json.dumps({"type": "message", "text": "human", "bot": "support"}))
+            await _frames_until(ws, "no human agent can be reached")
+            await ws.send(json.dumps({"type": "message", "text": "hello", "bot": "support"}))
+            await _frames_until(ws, "support echo: hello")
+        assert [t.text for t in dialogue.turns] == ["human", "hello"]
+    finally:
+        await live.stop()
