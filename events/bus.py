@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -99,30 +100,50 @@ class Bus:
             log.warning("nats error: %s", exc)
 
         async def on_disconnect() -> None:
-            log.warning("disconnected from NATS, reconnecting")
+            if not (nc.is_closed or nc.is_draining):  # our own close() is not news
+                log.warning("disconnected from NATS, reconnecting")
 
         async def on_reconnect() -> None:
             log.info("reconnected to NATS")
 
         try:
-            nc = await nats.connect(
-                servers=[url],
-                name=name,
-                connect_timeout=connect_timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                error_cb=on_error,
-                disconnected_cb=on_disconnect,
-                reconnected_cb=on_reconnect,
-                pending_size=64 * 1024 * 1024,
+            # nats-py would retry an unreachable first server forever: bound the first connect.
+            nc = await asyncio.wait_for(
+                cls._open(url, name, connect_timeout, on_error, on_disconnect, on_reconnect),
+                timeout=connect_timeout + 1.0,
             )
         except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
-            raise BusUnavailable(f"cannot reach NATS at {url}: {exc}") from exc
+            shown = re.sub(r"//[^@/,]*@", "//***@", url)  # never log credentials
+            raise BusUnavailable(
+                f"cannot reach NATS at {shown} within {connect_timeout:g}s: "
+                f"{str(exc) or type(exc).__name__}"
+            ) from exc
         bus = cls(nc, limits or BusLimits(), publish_timeout)
         if ensure:
             await bus.ensure_streams()
         return bus
+
+    @staticmethod
+    async def _open(
+        url: str,
+        name: str,
+        connect_timeout: float,
+        on_error: Callable[[Exception], Awaitable[None]],
+        on_disconnect: Callable[[], Awaitable[None]],
+        on_reconnect: Callable[[], Awaitable[None]],
+    ) -> NatsClient:
+        return await nats.connect(
+            servers=[u.strip() for u in url.split(",") if u.strip()],
+            name=name,
+            connect_timeout=connect_timeout,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            pending_size=64 * 1024 * 1024,
+        )
 
     @property
     def nc(self) -> NatsClient:
@@ -236,12 +257,12 @@ class Bus:
 
         Yields ``(sequence, envelope)``. Survives reconnects and server restarts by resuming
         after the last sequence it yielded, so nothing is skipped and nothing repeats. With
-        ``stop_at_end`` it ends once it has caught up with the stream's last sequence (replay).
+        ``stop_at_end`` it ends once it has caught up with the last event that matches
+        ``filter_subject`` (a replay); events published meanwhile may be included.
         """
         next_seq = from_seq
-        end_seq = await self.last_sequence() if stop_at_end else None
-        if end_seq is not None and (next_seq or 1) > end_seq:
-            return
+        if stop_at_end and next_seq is None:
+            return  # "only new events" until the end: nothing by definition
         while True:
             if next_seq is None:
                 config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
@@ -249,6 +270,7 @@ class Bus:
                 config = ConsumerConfig(
                     deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(next_seq, 1)
                 )
+            reconnects = self._nc.stats["reconnects"]
             try:
                 sub = await self._js.subscribe(
                     filter_subject,
@@ -261,14 +283,21 @@ class Bus:
                 await asyncio.sleep(0.25)
                 continue
             try:
+                if stop_at_end:
+                    info = await sub.consumer_info()
+                    if not info.num_pending and not info.delivered.consumer_seq:
+                        return  # nothing (more) matches and nothing on its way: caught up
                 while True:
                     try:
-                        msg = await sub.next_msg(timeout=5.0)
+                        msg = await sub.next_msg(timeout=2.0)
                     except nats.errors.TimeoutError:
-                        if not self._nc.is_connected:
-                            raise ConnectionError("reconnecting") from None
+                        # A reconnect may have lost the server-side consumer (a restarted
+                        # server forgets it): start a fresh one after the last yielded event.
+                        if self._nc.stats["reconnects"] != reconnects or not self._nc.is_connected:
+                            raise ConnectionError("reconnected") from None
                         continue
-                    seq = int(msg.metadata.sequence.stream)
+                    meta = msg.metadata
+                    seq = int(meta.sequence.stream)
                     if next_seq is not None and seq < next_seq:
                         continue  # redelivered after a consumer reset: already yielded
                     next_seq = seq + 1
@@ -276,9 +305,10 @@ class Bus:
                         envelope = Envelope.from_bytes(msg.data)
                     except ValidationError:
                         log.warning("skipping malformed event at sequence %s", seq)
-                        continue
-                    yield seq, envelope
-                    if end_seq is not None and seq >= end_seq:
+                        envelope = None
+                    if envelope is not None:
+                        yield seq, envelope
+                    if stop_at_end and not meta.num_pending:
                         return
             except (*_RETRYABLE, ConnectionError, nats.errors.Error) as exc:
                 log.info("tail %s interrupted (%r); resuming at %s", filter_subject, exc, next_seq)

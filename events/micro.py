@@ -112,4 +112,12 @@ async def start_micro_service(
 async def discover(bus: Bus, verb: str = "PING", service: str | None = None) -> list[dict]:
     """Ask ``$SRV.<verb>[.<service>]`` and return every instance's answer (parsed JSON)."""
     subject = f"$SRV.{verb}" + (f".{service}" if service else "")
-    return [json.loads(raw) for raw in await bus.gather_replies(subject, wait=0.5)]
+    answers: list[dict] = []
+    for raw in await bus.gather_replies(subject, wait=0.5):
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            continue  # e.g. the empty "no responders" status when no service runs at all
+        if isinstance(answer, dict):
+            answers.append(answer)
+    return answers

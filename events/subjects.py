@@ -27,6 +27,8 @@ MODELS_BUCKET: Final = "fd_models"
 MODELS_POINTER_BUCKET: Final = "fd_model_pointer"
 #: Durable positions of ordered readers (e.g. the reply router's last delivered sequence).
 CURSORS_BUCKET: Final = "fd_cursors"
+#: PNG charts rendered by the analysis service (object store; any instance serves them).
+CHARTS_BUCKET: Final = "fd_charts"
 #: Slack event ids already taken (retries of the same event are processed once), with a TTL.
 SLACK_SEEN_BUCKET: Final = "fd_slack_seen"
 #: Human hand-offs: conversation <-> Slack support thread, and who owns the conversation.

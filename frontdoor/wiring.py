@@ -1,0 +1,321 @@
+"""Composition: connect the bus (or start an embedded nats-server), start services, build the
+gateway app, serve it with uvicorn, and stop everything in reverse order on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from backend_services import registry
+from backend_services.runtime import ServiceRunner, http_router
+from bots.web.intents_api import ActorResolver, anonymous_user, intents_router
+from events.bus import Bus
+from events.embedded import EmbeddedNats
+from events.errors import FrontdoorError
+from frontdoor.settings import FrontdoorSettings, redact_url
+
+log = structlog.get_logger("frontdoor.wiring")
+
+Closer = Callable[[], Awaitable[Any]]
+NATS_PID_FILE = "nats-server.pid"
+NATS_URL_FILE = "nats-server.url"
+#: Bound of each shutdown step (a service still answering, a bus that cannot flush).
+STOP_TIMEOUT = 15.0
+
+
+class ConfigurationError(FrontdoorError):
+    """The command cannot run with this configuration (the message says what to set)."""
+
+
+@dataclass
+class Stack:
+    """Everything one process runs; ``aclose()`` stops it in reverse order."""
+
+    bus: Bus
+    server: EmbeddedNats | None = None
+    runners: list[ServiceRunner] = field(default_factory=list)
+    closers: list[Closer] = field(default_factory=list)
+    pid_file: Path | None = None
+
+    async def aclose(self) -> None:
+        """Stop services, close the gateway's resources and the bus, stop the embedded server."""
+        for runner in reversed(self.runners):
+            try:
+                await asyncio.wait_for(runner.stop(), STOP_TIMEOUT)
+            except Exception as exc:
+                log.warning(
+                    "service did not stop cleanly", service=runner.service.name, error=repr(exc)
+                )
+        for closer in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closer(), STOP_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.bus.close(), STOP_TIMEOUT)
+        if self.server is not None:
+            await self.server.stop()
+            log.info("embedded nats-server stopped")
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+            (self.pid_file.parent / NATS_URL_FILE).unlink(missing_ok=True)
+
+
+async def open_bus(settings: FrontdoorSettings, *, embedded: bool, name: str) -> Stack:
+    """Connect to ``NATS_URL``, or (``embedded``) start a private nats-server in the data dir."""
+    url = settings.nats()
+    server: EmbeddedNats | None = None
+    pid_file: Path | None = None
+    if url is None:
+        if not embedded:
+            raise ConfigurationError(
+                "NATS_URL is not set. `frontdoor serve` never starts an embedded nats-server: "
+                "point it at your NATS (e.g. NATS_URL=nats://nats:4222), or run everything in "
+                "one process with `frontdoor up`."
+            )
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        server = EmbeddedNats(settings.data_dir / "nats")
+        url = await server.start()
+        pid_file = settings.data_dir / NATS_PID_FILE
+        pid_file.write_text(f"{server.pid}\n")
+        (settings.data_dir / NATS_URL_FILE).write_text(f"{url}\n")
+        log.info(
+            "embedded nats-server started", url=url, pid=server.pid, store=str(server.data_dir)
+        )
+    try:
+        bus = await Bus.connect(url, name=name)
+    except BaseException:
+        if server is not None:
+            await server.stop()
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+            (pid_file.parent / NATS_URL_FILE).unlink(missing_ok=True)
+        raise
+    log.info("connected to NATS", url=redact_url(url))
+    return Stack(bus=bus, server=server, pid_file=pid_file)
+
+
+async def start_services(stack: Stack, names: list[str]) -> None:
+    """Start a runner for each service in ``names`` (stops the started ones on a failure)."""
+    for name in names:
+        runner = ServiceRunner(registry.load_service(name), stack.bus)
+        await runner.start()
+        stack.runners.append(runner)
+
+
+def _resolver(bus: Bus, *, allow_anonymous: bool) -> ActorResolver:
+    """Bearer API keys resolved by management when it is registered, else anonymous users."""
+    if "management" not in registry.SERVICES:
+        return anonymous_user
+    from backend_services.management.auth import api_key_resolver
+
+    return api_key_resolver(bus, allow_anonymous=allow_anonymous)
+
+
+async def _open_dialogue(bus: Bus, stack: Stack) -> Any:
+    """The dialogue engine of the web gateway: NLU, conversation store in KV, skills."""
+    from skills.dialogue import DialogueEngine, KVConversationStore, SkillRegistry
+    from skills.nlu.lifecycle.settings import NLUSettings, open_engine
+
+    nlu = await open_engine(NLUSettings(), bus)
+    stack.closers.append(nlu.aclose)
+    store = await KVConversationStore.open(bus)
+    return DialogueEngine(nlu=nlu, store=store, skills=SkillRegistry.load())
+
+
+async def build_gateway(settings: FrontdoorSettings, stack: Stack) -> FastAPI:
+    """The gateway app: web channels (when available), the headless API, the service doors."""
+    bus = stack.bus
+    api = intents_router(
+        bus,
+        actor_resolver=_resolver(bus, allow_anonymous=True),
+        known_actions=registry.service_actions(),
+        timeout=settings.intent_timeout,
+    )
+    waiter = api.reply_waiter  # type: ignore[attr-defined]
+    await waiter.start()
+    stack.closers.append(waiter.stop)
+    try:
+        from bots.web.app import create_gateway_app
+    except ImportError as exc:
+        log.warning("web gateway not installed; serving the headless API only", error=str(exc))
+        app = FastAPI(title="Frontdoor")
+        app.include_router(api)
+    else:
+        dialogue = await _open_dialogue(bus, stack)
+        app = create_gateway_app(bus, dialogue, routers=[api])
+        _attach_slack(app)
+    door_resolver = _resolver(bus, allow_anonymous=False)
+    for runner in stack.runners:
+        app.include_router(http_router(runner, door_resolver), prefix="/services")
+        # A service's own extra routes (e.g. analysis serves its chart PNGs).
+        for make_router in getattr(runner.service, "extra_routers", ()):
+            app.include_router(make_router(runner), prefix="/services")
+
+    async def healthz() -> JSONResponse:
+        ok = bus.connected
+        return JSONResponse(
+            status_code=200 if ok else 503,
+            content={
+                "status": "ok" if ok else "nats disconnected",
+                "services": [r.service.name for r in stack.runners],
+            },
+        )
+
+    if not any(getattr(route, "path", None) == "/healthz" for route in app.routes):
+        app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    return app
+
+
+def _attach_slack(app: FastAPI) -> None:
+    """Slack on the gateway when SLACK_* is set (see docs/slack.md); a clear error if partial."""
+    from bots.slack import SlackConfigError, attach_slack
+
+    try:
+        channel = attach_slack(app)
+    except SlackConfigError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if channel is not None:
+        log.info("slack channel enabled", mode=channel.config.mode)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the CLI decides how to shut down."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def serve_http(
+    app: FastAPI, settings: FrontdoorSettings, stop: asyncio.Event, on_ready: Callable[[str], None]
+) -> None:
+    """Serve ``app`` until ``stop`` is set (or uvicorn fails); call ``on_ready(base_url)``."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name="uvicorn")
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if task.done():
+        await task
+        raise ConfigurationError(
+            f"the web server could not start on {settings.host}:{settings.port} (see the log)"
+        )
+    port = settings.port
+    with contextlib.suppress(Exception):
+        port = server.servers[0].sockets[0].getsockname()[1]
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    on_ready(f"http://{host}:{port}")
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    server.should_exit = True
+    await task
+
+
+def _announce(base: str, services: list[str], embedded: bool) -> None:
+    lines = [
+        "",
+        "Frontdoor is up.",
+        f"  web widget : {base}/",
+        f"  API docs   : {base}/docs",
+        f"  intents API: POST {base}/api/intents/<service>/<action>",
+        f"  services   : {', '.join(services) or 'none'}"
+        + (" (HTTP doors under /services)" if services else ""),
+        f"  NATS       : {'embedded nats-server' if embedded else 'NATS_URL'}",
+        "Press Ctrl+C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def run_up(settings: FrontdoorSettings) -> None:
+    """``frontdoor up``: everything in one process until SIGINT/SIGTERM."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Services build their own settings from the environment: make them use this data dir.
+    os.environ["FRONTDOOR_DATA_DIR"] = str(settings.data_dir.resolve())
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):
+        stack = await open_bus(settings, embedded=True, name="frontdoor-up")
+        try:
+            names = settings.selected_services(registry.service_names())
+            await start_services(stack, names)
+            if stop.is_set():
+                return
+            app = await build_gateway(settings, stack)
+            await serve_http(
+                app,
+                settings,
+                stop,
+                lambda base: _announce(base, names, stack.server is not None),
+            )
+        finally:
+            log.info("stopping")
+            await stack.aclose()
+            log.info("stopped")
+
+
+async def run_serve(settings: FrontdoorSettings, component: str) -> None:
+    """``frontdoor serve <component>``: the gateway or one service, against ``NATS_URL``."""
+    names = registry.service_names()
+    if component != "gateway" and component not in names:
+        raise ConfigurationError(
+            f"unknown component {component!r}: use 'gateway' or one of {', '.join(names)}"
+        )
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):
+        stack = await open_bus(settings, embedded=False, name=f"frontdoor-{component}")
+        try:
+            if component == "gateway":
+                app = await build_gateway(settings, stack)
+                await serve_http(
+                    app,
+                    settings,
+                    stop,
+                    lambda base: print(
+                        f"gateway serving on {base} (docs: {base}/docs)", flush=True
+                    ),
+                )
+            else:
+                await start_services(stack, [component])
+                print(f"service {component} is serving; Ctrl+C to stop", flush=True)
+                await stop.wait()
+        finally:
+            await stack.aclose()
+
+
+def fail(message: str) -> None:
+    """Print a configuration error for people and exit 2."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)

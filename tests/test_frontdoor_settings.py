@@ -1,0 +1,62 @@
+"""Settings of the composition root and URL redaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frontdoor.settings import FrontdoorSettings, redact_url
+
+
+def test_environment_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NATS_URL", "nats://svc:pw@nats:4222")
+    monkeypatch.setenv("FRONTDOOR_PORT", "9001")
+    monkeypatch.setenv("FRONTDOOR_DATA_DIR", "/tmp/fd-x")
+    settings = FrontdoorSettings()
+    assert settings.nats() == "nats://svc:pw@nats:4222"
+    assert "pw" not in repr(settings) and "pw" not in str(settings.model_dump())
+    assert settings.port == 9001 and settings.data_dir == Path("/tmp/fd-x")
+    assert FrontdoorSettings(port=8123, nats_url="nats://other:4222").nats() == "nats://other:4222"
+
+
+def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NATS_URL", "FRONTDOOR_NATS_URL", "FRONTDOOR_PORT", "FRONTDOOR_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = FrontdoorSettings()
+    assert settings.nats() is None
+    assert (settings.host, settings.port, settings.data_dir) == (
+        "127.0.0.1",
+        8000,
+        Path(".frontdoor"),
+    )
+
+
+def test_selected_services() -> None:
+    registered = ["analysis", "management"]
+    assert FrontdoorSettings(services="").selected_services(registered) == registered
+    assert FrontdoorSettings(services=" management ").selected_services(registered) == [
+        "management"
+    ]
+    with pytest.raises(ValueError, match="unknown services"):
+        FrontdoorSettings(services="management,nope").selected_services(registered)
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(ValueError):
+        FrontdoorSettings(port=70000)
+    with pytest.raises(ValueError):
+        FrontdoorSettings(log_format="xml")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+        ("nats://user:secret@nats:4222", "nats://user:***@nats:4222"),
+        ("nats://token@nats:4222", "nats://***@nats:4222"),
+        ("nats://a:x@n1:4222,nats://a:y@n2:4222", "nats://a:***@n1:4222,nats://a:***@n2:4222"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

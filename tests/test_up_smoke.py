@@ -1,0 +1,121 @@
+"""``frontdoor up`` end to end: a real process, embedded NATS, a ticket through the headless API,
+then SIGINT: a clean exit (code 0) and no nats-server left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from events.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+READY_TIMEOUT = 90.0
+EXIT_TIMEOUT = 30.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purposes
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _pgrep(pattern: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.mark.timeout(240)
+def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fd-data"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "FRONTDOOR_NATS_URL")}
+    env.update(FRONTDOOR_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "frontdoor.cli",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            assert proc.poll() is None, f"frontdoor up exited early:\n{log_path.read_text()}"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"not ready in time:\n{log_path.read_text()}"
+            time.sleep(0.25)
+
+        pid_file = data_dir / "nats-server.pid"
+        nats_pid = int(pid_file.read_text())
+        assert _alive(nats_pid)
+        assert "Frontdoor is up." in log_path.read_text()
+        assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the web widget
+
+        response = httpx.post(
+            f"{base}/api/intents/management/ticket_create",
+            json={
+                "subject": "Smoke test: the printer is on fire",
+                "requester_email": "smoke@example.com",
+                "priority": "high",
+            },
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        reply = body["reply"]
+        assert reply["status"] == "ok" and reply["service"] == "management"
+        number = reply["data"]["number"]
+        assert reply["data"]["subject"] == "Smoke test: the printer is on fire"
+
+        got = httpx.post(
+            f"{base}/api/intents/management/ticket_get", json={"ticket": number}, timeout=60
+        )
+        # Anonymous callers cannot read tickets back (management's rule): a clear 403 reply.
+        assert got.status_code == 403, got.text
+        assert got.json()["reply"]["status"] == "denied"
+        assert httpx.post(f"{base}/api/intents/nosuch/thing", json={}).status_code == 404
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"frontdoor up did not exit within {EXIT_TIMEOUT}s after SIGINT")
+    output = log_path.read_text()
+    assert code == 0, f"exit code {code}:\n{output}"
+    assert not _alive(nats_pid), "the embedded nats-server outlived frontdoor up"
+    assert not pid_file.exists()
+    assert _pgrep(str(data_dir)) == [], "a process still runs with the data dir"
+    assert "embedded nats-server stopped" in output
