@@ -1,0 +1,1 @@
+"""The front door: channels (web, rest, slack), bot personas, turn pipeline, reply router."""

@@ -1,0 +1,1 @@
+"""The web channel: REST webhook, WebSocket, sessions, limits, the widget's files."""

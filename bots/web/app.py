@@ -1,0 +1,227 @@
+"""The front door's web gateway: one FastAPI app with the REST webhook, the WebSocket, sessions,
+the widget's static files, and the lifecycle of the turn pipeline and the reply router.
+
+``create_gateway_app(bus, dialogue, ...)`` builds it; ``app.state.gateway`` (a ``Gateway``)
+exposes ``pipeline`` and ``router`` so other channels (Slack) can be attached before start-up::
+
+    app = create_gateway_app(bus, engine, settings=WebSettings())
+    gateway = app.state.gateway
+    gateway.router.register("slack", slack_adapter)   # replies of slack conversations
+    app.include_router(slack_router)                  # /slack/events, using gateway.pipeline
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from bots.handoff import HandoffRegistry
+from bots.personas import BotRegistry, load_bots
+from bots.roles import RoleResolver
+from bots.router import ReplyRouter
+from bots.turns import Dialogue, TurnPipeline
+from bots.web.limits import BodySizeLimit, RateLimiter, SecurityHeaders
+from bots.web.rest import RestChannel, rest_router
+from bots.web.sessions import InvalidSession, SessionSigner
+from bots.web.settings import WebSettings
+from bots.web.websocket import websocket_router
+from events.bus import Bus
+from events.errors import BusError
+
+log = logging.getLogger("frontdoor.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+Hook = Callable[[], Awaitable[None]]
+
+
+class Gateway:
+    """Everything the channels share: pipeline, reply router, sessions, limits, bots."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        dialogue: Dialogue,
+        settings: WebSettings,
+        bots: BotRegistry,
+        *,
+        turn_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.bots = bots
+        self.roles = RoleResolver(bus, enabled=settings.resolve_roles)
+        self.handoff = HandoffRegistry(bus)
+        self.pipeline = TurnPipeline(
+            bus, dialogue, roles=self.roles, handoff=self.handoff, turn_factory=turn_factory
+        )
+        self.router = ReplyRouter(bus)
+        self.rest = RestChannel(settings.rest_pending_max)
+        self.router.register("rest", self.rest)
+        self.signer = SessionSigner(
+            settings.session_secret.get_secret_value(), settings.session_max_age_seconds
+        )
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_seconds)
+        self.on_start: list[Hook] = []
+        self.on_stop: list[Hook] = []
+        self.started = False
+
+    async def start(self) -> None:
+        """Start following the bus (roles, hand-offs, replies) and the extra hooks."""
+        await self.roles.start()
+        await self.handoff.start()
+        await self.router.start()
+        for hook in self.on_start:
+            await hook()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop in reverse order; the router stores its position last."""
+        for hook in reversed(self.on_stop):
+            with contextlib.suppress(Exception):
+                await hook()
+        await self.router.stop()
+        await self.handoff.stop()
+        await self.roles.stop()
+        self.started = False
+
+
+class SessionRequest(BaseModel):
+    """``POST /api/session`` body: optionally the token to renew."""
+
+    token: str | None = Field(default=None, max_length=2048)
+
+
+class SessionOut(BaseModel):
+    """A session: the signed token and the sender (conversation id) inside it."""
+
+    token: str
+    sender: str
+    expires_in: int
+    renewed: bool
+
+
+def _api_router() -> APIRouter:
+    router = APIRouter(tags=["web session"])
+
+    @router.post("/api/session", response_model=SessionOut, summary="Issue or renew a session")
+    async def session(request: Request, body: SessionRequest | None = None) -> SessionOut:
+        gateway: Gateway = request.app.state.gateway
+        sender: str | None = None
+        if body is not None and body.token:
+            with contextlib.suppress(InvalidSession):
+                sender = gateway.signer.verify(body.token)
+        token, issued = gateway.signer.issue(sender)
+        return SessionOut(
+            token=token,
+            sender=issued,
+            expires_in=gateway.signer.max_age_seconds,
+            renewed=sender is not None,
+        )
+
+    @router.get("/api/bots", summary="The bots one can talk to")
+    async def bots(request: Request) -> list[dict[str, str]]:
+        gateway: Gateway = request.app.state.gateway
+        return [
+            {"name": b.name, "kind": b.kind, "description": b.description} for b in gateway.bots
+        ]
+
+    @router.get("/healthz", summary="Liveness and reply-router state")
+    async def healthz(request: Request) -> JSONResponse:
+        gateway: Gateway = request.app.state.gateway
+        ok = gateway.bus.connected and gateway.router.running
+        return JSONResponse(
+            {
+                "ok": ok,
+                "nats": gateway.bus.connected,
+                "reply_router": gateway.router.running,
+                "router_position": gateway.router.position,
+            },
+            status_code=200 if ok else 503,
+        )
+
+    return router
+
+
+def _static_router(static_dir: Path) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def _file(name: str, media_type: str) -> FileResponse | JSONResponse:
+        path = static_dir / name
+        if not path.is_file():
+            return JSONResponse({"detail": f"{name} is not installed"}, status_code=404)
+        return FileResponse(path, media_type=media_type)
+
+    @router.get("/")
+    async def index() -> Any:
+        return _file("index.html", "text/html; charset=utf-8")
+
+    @router.get("/widget.js")
+    async def widget_js() -> Any:
+        return _file("widget.js", "text/javascript; charset=utf-8")
+
+    @router.get("/widget.css")
+    async def widget_css() -> Any:
+        return _file("widget.css", "text/css; charset=utf-8")
+
+    return router
+
+
+def create_gateway_app(
+    bus: Bus,
+    dialogue: Dialogue,
+    *,
+    settings: WebSettings | None = None,
+    bots: BotRegistry | None = None,
+    routers: Sequence[APIRouter] = (),
+    static_dir: Path | None = None,
+    turn_factory: Callable[..., Any] | None = None,
+    title: str = "Frontdoor",
+) -> FastAPI:
+    """Build the web gateway app.
+
+    ``bus``: a connected ``Bus``; ``dialogue``: the ``DialogueEngine`` (anything with
+    ``async handle(UserTurn) -> TurnOutcome``); ``settings``: ``WebSettings`` (default: from the
+    environment); ``bots``: the bot registry (default: built-ins + ``settings.experts_file``);
+    ``routers``: extra routers to mount (e.g. the headless intents API). The app's lifespan
+    starts/stops the gateway (reply router, hand-off and roles followers).
+    """
+    settings = settings or WebSettings()
+    bots = bots or load_bots(settings.experts_file)
+    gateway = Gateway(bus, dialogue, settings, bots, turn_factory=turn_factory)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.gateway = gateway
+
+    @app.exception_handler(BusError)
+    async def bus_unavailable(_request: Request, exc: BusError) -> JSONResponse:
+        log.error("turn failed: the bus is not available (%s)", exc)
+        return JSONResponse(
+            {"detail": "The message bus is not reachable right now; please try again shortly."},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    app.include_router(_api_router())
+    app.include_router(rest_router())
+    app.include_router(websocket_router())
+    for router in routers:
+        app.include_router(router)
+    app.include_router(_static_router(static_dir or STATIC_DIR))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
+    return app

@@ -1,0 +1,151 @@
+"""Edge limits: message length, per-sender rate, request body size; security headers."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from events.errors import FrontdoorError
+
+
+class MessageTooLong(FrontdoorError):
+    """A message exceeds the length limit."""
+
+
+class RateLimited(FrontdoorError):
+    """A sender sent too many messages; ``retry_after`` says when to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def check_length(text: str, limit: int) -> None:
+    """Raise ``MessageTooLong`` with the reason when ``text`` is longer than ``limit``."""
+    if len(text) > limit:
+        raise MessageTooLong(f"message is {len(text)} characters; the limit is {limit}")
+
+
+class RateLimiter:
+    """A sliding-window limit of ``limit`` events per ``window`` seconds per key."""
+
+    def __init__(self, limit: int, window: float, max_keys: int = 100_000) -> None:
+        self.limit = limit
+        self.window = window
+        self._max_keys = max_keys
+        self._hits: dict[str, deque[float]] = {}
+
+    def hit(self, key: str, now: float | None = None) -> None:
+        """Count one event for ``key``; raise ``RateLimited`` when over the limit."""
+        now = time.monotonic() if now is None else now
+        hits = self._hits.get(key)
+        if hits is None:
+            if len(self._hits) >= self._max_keys:
+                self._evict(now)
+            hits = self._hits[key] = deque()
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            retry = max(1, math.ceil(hits[0] + self.window - now))
+            raise RateLimited(
+                f"too many messages: at most {self.limit} per {self.window:g} s; "
+                f"try again in {retry} s",
+                retry,
+            )
+        hits.append(now)
+
+    def _evict(self, now: float) -> None:
+        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
+            del self._hits[key]
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 when an HTTP request body is larger than ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(scope, receive, send)
+                    return
+        # No (trusted) length: read the body up to the limit first, then replay it.
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body.extend(message.get("body", b""))
+            if len(body) > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body exceeds {self.max_bytes} bytes"}, status_code=413
+        )
+        await response(scope, receive, send)
+
+
+def csp(frame_ancestors: str) -> str:
+    """The Content-Security-Policy of the HTML pages."""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+        "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        f"frame-ancestors {frame_ancestors}"
+    )
+
+
+class SecurityHeaders:
+    """ASGI middleware: security headers on every response, a CSP on HTML ones."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: str = "'self'") -> None:
+        self.app = app
+        self.policy = csp(frame_ancestors)
+        self.same_origin_only = frame_ancestors.strip() == "'self'"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                content_type = headers.get("content-type", "")
+                if content_type.startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", self.policy)
+                    if self.same_origin_only:
+                        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

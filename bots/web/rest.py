@@ -1,0 +1,212 @@
+"""The Rasa-compatible REST channel: ``POST /webhooks/rest/webhook`` and late-reply polling.
+
+One call = one turn: the answer lists that turn's replies in bus order (the bot's immediate
+messages plus the service's answer when an intent was sent), waiting up to
+``rest_turn_timeout``. Replies that come later (slow service, or published while the front door
+was down) are kept per sender and returned first by the next call, or by
+``GET /webhooks/rest/pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from bots.personas import UnknownBot
+from bots.tracking import ObservedReply, TurnTracker
+from bots.turns import IncomingMessage, TurnPipeline
+from bots.web.limits import MessageTooLong, RateLimited, check_length
+from events.envelope import Actor, Envelope
+from events.payloads import Reply
+
+if TYPE_CHECKING:
+    from bots.web.app import Gateway
+
+SENDER_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+WORKING_TEXT = "Still working on it — I'll follow up."
+
+
+class RestMessage(BaseModel):
+    """Rasa REST channel input."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sender: str = Field(pattern=SENDER_PATTERN, description="Conversation id of this user")
+    message: str = Field(description="What the user said")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="`bot` picks the bot; `message_id` makes retries safe"
+    )
+
+
+class RestButton(BaseModel):
+    """A quick-reply button."""
+
+    title: str
+    payload: str
+
+
+class RestReply(BaseModel):
+    """Rasa REST channel output item."""
+
+    recipient_id: str
+    text: str
+    buttons: list[RestButton] | None = None
+    image: str | None = None
+
+
+def to_rest(sender: str, reply: Reply) -> RestReply:
+    """A reply as a Rasa REST output item."""
+    buttons = [RestButton(title=b.title, payload=b.payload) for b in reply.buttons]
+    return RestReply(
+        recipient_id=sender, text=reply.text, buttons=buttons or None, image=reply.image
+    )
+
+
+class RestChannel:
+    """The ``rest`` channel adapter: feeds waiting turns, keeps late replies per sender."""
+
+    def __init__(self, pending_max: int = 200, max_senders: int = 50_000) -> None:
+        self.tracker = TurnTracker()
+        self._pending_max = pending_max
+        self._max_senders = max_senders
+        self._pending: OrderedDict[str, deque[ObservedReply]] = OrderedDict()
+        self._returned: OrderedDict[uuid.UUID, None] = OrderedDict()
+
+    async def deliver(self, item: ObservedReply) -> None:
+        """Router callback: a reply of a ``rest`` conversation, in bus order."""
+        if self.tracker.observe(item) is not None:
+            return
+        if item.envelope.id in self._returned:
+            del self._returned[item.envelope.id]
+            return
+        sender = item.envelope.conversation.id
+        queue = self._pending.get(sender)
+        if queue is None:
+            if len(self._pending) >= self._max_senders:
+                self._pending.popitem(last=False)
+            queue = self._pending[sender] = deque(maxlen=self._pending_max)
+        queue.append(item)
+
+    def take_pending(self, sender: str) -> list[ObservedReply]:
+        """Remove and return the late replies of ``sender`` (each is returned once)."""
+        queue = self._pending.pop(sender, None)
+        return list(queue) if queue else []
+
+    def mark_returned(self, envelope_id: uuid.UUID) -> None:
+        """A reply already handed to the caller directly: skip it when the router brings it."""
+        self._returned[envelope_id] = None
+        if len(self._returned) > 10_000:
+            self._returned.popitem(last=False)
+
+    async def run_turn(
+        self, pipeline: TurnPipeline, msg: IncomingMessage, timeout: float
+    ) -> tuple[list[Reply], bool]:
+        """Run a turn and collect its replies; ``(replies, duplicate)``."""
+        cid = msg.envelope_id
+        turn = self.tracker.begin(cid)
+        try:
+            result = await pipeline.handle(msg)
+            if result.duplicate:
+                return [], True
+            turn.expect(result.reply_ids, result.intent_ids)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(turn.done.wait(), timeout=timeout)
+        finally:
+            self.tracker.end(cid)
+        replies = [item.reply for item in turn.replies]
+        if not turn.complete:
+            working = Envelope.new(
+                "reply",
+                Reply(text=WORKING_TEXT, status="working"),
+                conversation=msg.conversation,
+                actor=turn.replies[0].envelope.actor if turn.replies else _actor_of(msg),
+                correlation_id=cid,
+                causation_id=cid,
+                id=uuid.uuid5(cid, "working"),
+            )
+            self.mark_returned(working.id)
+            await pipeline.bus.publish(working)
+            replies.append(working.payload_as(Reply))
+        return replies, False
+
+
+def _actor_of(msg: IncomingMessage) -> Actor:
+    return Actor(id=msg.user_id, name=msg.user_name, roles=())
+
+
+def rest_router() -> APIRouter:
+    """Routes of the REST channel (the gateway is ``request.app.state.gateway``)."""
+    router = APIRouter(tags=["rest channel"])
+
+    @router.post(
+        "/webhooks/rest/webhook",
+        response_model=list[RestReply],
+        response_model_exclude_none=True,
+        summary="Send a message; get this turn's replies (Rasa REST channel)",
+    )
+    async def webhook(
+        body: RestMessage,
+        request: Request,
+        response: Response,
+        idempotency_key: str | None = Header(default=None, max_length=128),
+    ) -> list[RestReply]:
+        gateway: Gateway = request.app.state.gateway
+        metadata = dict(body.metadata or {})
+        text = body.message.strip()
+        if not text:
+            raise HTTPException(status_code=422, detail="message is empty")
+        try:
+            check_length(text, gateway.settings.max_message_chars)
+        except MessageTooLong as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        bot_name = metadata.get("bot")
+        try:
+            bot = gateway.bots.get(bot_name if isinstance(bot_name, str) else None)
+        except UnknownBot as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        try:
+            gateway.limiter.hit(f"rest:{body.sender}")
+        except RateLimited as exc:
+            raise HTTPException(
+                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from exc
+        message_id = metadata.get("message_id") or idempotency_key
+        name = metadata.get("name")
+        msg = IncomingMessage(
+            channel="rest",
+            conversation_id=body.sender,
+            text=text,
+            user_id=body.sender,
+            bot=bot.name,
+            message_id=str(message_id)[:128] if message_id else uuid.uuid4().hex,
+            user_name=name if isinstance(name, str) else None,
+            metadata={k: v for k, v in metadata.items() if k not in ("bot", "message_id")},
+        )
+        replies, duplicate = await gateway.rest.run_turn(
+            gateway.pipeline, msg, gateway.settings.rest_turn_timeout
+        )
+        # Late replies of earlier turns come first; taken only now, so a failed turn loses none.
+        late = [item.reply for item in gateway.rest.take_pending(body.sender)]
+        if duplicate:
+            response.headers["X-Frontdoor-Duplicate"] = "1"
+        return [to_rest(body.sender, r) for r in [*late, *replies]]
+
+    @router.get(
+        "/webhooks/rest/pending",
+        response_model=list[RestReply],
+        response_model_exclude_none=True,
+        summary="Late replies of a sender (each returned once)",
+    )
+    async def pending(
+        request: Request, sender: str = Query(pattern=SENDER_PATTERN)
+    ) -> list[RestReply]:
+        gateway: Gateway = request.app.state.gateway
+        return [to_rest(sender, item.reply) for item in gateway.rest.take_pending(sender)]
+
+    return router

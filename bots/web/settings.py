@@ -1,0 +1,33 @@
+"""Settings of the web gateway (env prefix ``FRONTDOOR_``), built by the caller, never at import."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WebSettings(BaseSettings):
+    """Limits, timeouts and secrets of the REST/WebSocket channels."""
+
+    model_config = SettingsConfigDict(env_prefix="FRONTDOOR_", extra="ignore")
+
+    session_secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
+        description="Signs web session tokens; set it so tokens survive a restart",
+    )
+    session_max_age_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    max_message_chars: int = Field(default=2000, ge=1, le=4000)  # message.received holds 4000
+    max_body_bytes: int = Field(default=64 * 1024, ge=256)
+    rate_limit: int = Field(default=20, ge=1, description="Messages per window per sender")
+    rate_window_seconds: float = Field(default=10.0, gt=0)
+    rest_turn_timeout: float = Field(default=10.0, gt=0, description="REST waits this long")
+    slow_turn_seconds: float = Field(
+        default=10.0, gt=0, description="WebSocket: a 'working' note after this long"
+    )
+    rest_pending_max: int = Field(default=200, ge=1, description="Late replies kept per sender")
+    frame_ancestors: str = Field(default="'self'", description="CSP frame-ancestors")
+    experts_file: Path | None = Field(default=None, description="YAML list of expert bots")
+    resolve_roles: bool = Field(default=True, description="Ask management for actor roles")
