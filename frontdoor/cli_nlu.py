@@ -131,9 +131,21 @@ def _progress() -> Progress:
     )
 
 
+def _default_data_dir() -> Path:
+    """``data/`` of a Rasa project in the current folder, else the shipped assistant's data."""
+    if Path("data").is_dir():
+        return Path("data")
+    from skills.data import NLU_FILE
+
+    console.print(f"No data/ folder here: training the shipped assistant ({NLU_FILE})")
+    return NLU_FILE
+
+
 def train(
     data: list[Path] = typer.Option(
-        None, "--data", help="training data folder(s) or file(s) (default: data/)"
+        None,
+        "--data",
+        help="training data folder(s) or file(s) (default: data/, else the shipped assistant)",
     ),
     out: Path = typer.Option(Path("models"), "--out", "-o", help="models folder"),
     config: Path = typer.Option(None, "--config", "-c", help="engine options (YAML)"),
@@ -150,7 +162,7 @@ def train(
     from skills.nlu.lifecycle.training import train_model
 
     try:
-        training = _load_data(data or [Path("data")])
+        training = _load_data(data or [_default_data_dir()])
         test_data = _load_data([test]) if test is not None else None
         options = _load_train_config(config)
         console.print(
@@ -213,7 +225,7 @@ def nlu_test(
         if test is not None:
             report = evaluate_model(path, test_data=_load_data([test]))
         else:
-            training = _load_data(data or [Path("data")])
+            training = _load_data(data or [_default_data_dir()])
             with _progress() as progress:
                 task = progress.add_task("cross-validation", total=folds)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -123,18 +124,36 @@ def _resolver(bus: Bus, *, allow_anonymous: bool) -> ActorResolver:
     return api_key_resolver(bus, allow_anonymous=allow_anonymous)
 
 
-async def _open_dialogue(bus: Bus, stack: Stack) -> Any:
-    """The dialogue engine of the web gateway: NLU, conversation store in KV, skills."""
-    from skills.dialogue import DialogueEngine, KVConversationStore, SkillRegistry
-    from skills.nlu.lifecycle.settings import NLUSettings, open_engine
+async def _open_dialogue(bus: Bus, stack: Stack, *, train_if_missing: bool) -> Any:
+    """The dialogue engine of the web gateway: NLU, conversation store in KV, skills.
 
-    nlu = await open_engine(NLUSettings(), bus)
+    With ``train_if_missing`` (``frontdoor up``) and the built-in engine, a first start trains
+    the shipped assistant's model; otherwise a missing model is reported clearly.
+    """
+    from skills.dialogue import DialogueEngine, KVConversationStore, SkillRegistry
+    from skills.nlu.lifecycle.settings import NLUSettings, make_registry, open_engine
+
+    nlu_settings = NLUSettings()
+    if nlu_settings.nlu_engine == "builtin":
+        model_registry = make_registry(nlu_settings, bus)
+        if train_if_missing:
+            from frontdoor.default_model import ensure_default_model
+
+            await ensure_default_model(model_registry)
+        elif await model_registry.latest() is None:
+            log.error(
+                "no NLU model published: every message will get an 'unavailable' answer until "
+                "one is (run `frontdoor train` and `frontdoor nlu publish`)"
+            )
+    nlu = await open_engine(nlu_settings, bus)
     stack.closers.append(nlu.aclose)
     store = await KVConversationStore.open(bus)
     return DialogueEngine(nlu=nlu, store=store, skills=SkillRegistry.load())
 
 
-async def build_gateway(settings: FrontdoorSettings, stack: Stack) -> FastAPI:
+async def build_gateway(
+    settings: FrontdoorSettings, stack: Stack, *, train_if_missing: bool = False
+) -> FastAPI:
     """The gateway app: web channels (when available), the headless API, the service doors."""
     bus = stack.bus
     api = intents_router(
@@ -153,7 +172,7 @@ async def build_gateway(settings: FrontdoorSettings, stack: Stack) -> FastAPI:
         app = FastAPI(title="Frontdoor")
         app.include_router(api)
     else:
-        dialogue = await _open_dialogue(bus, stack)
+        dialogue = await _open_dialogue(bus, stack, train_if_missing=train_if_missing)
         app = create_gateway_app(bus, dialogue, routers=[api])
         _attach_slack(app)
     door_resolver = _resolver(bus, allow_anonymous=False)
@@ -260,11 +279,29 @@ def _announce(base: str, services: list[str], embedded: bool) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _local_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 0600), created on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
 async def run_up(settings: FrontdoorSettings) -> None:
     """``frontdoor up``: everything in one process until SIGINT/SIGTERM."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Services build their own settings from the environment: make them use this data dir.
-    os.environ["FRONTDOOR_DATA_DIR"] = str(settings.data_dir.resolve())
+    data_dir = settings.data_dir.resolve()
+    os.environ["FRONTDOOR_DATA_DIR"] = str(data_dir)
+    # NLU models live in the data dir too unless configured otherwise.
+    os.environ.setdefault("FRONTDOOR_NLU_MODELS_DIR", str(data_dir / "models"))
+    os.environ.setdefault("FRONTDOOR_NLU_CACHE_DIR", str(data_dir / "model-cache"))
+    # Web session tokens must survive a restart (a reload keeps the conversation).
+    if not os.environ.get("FRONTDOOR_SESSION_SECRET"):
+        os.environ["FRONTDOOR_SESSION_SECRET"] = _local_secret(data_dir / "session-secret")
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         stack = await open_bus(settings, embedded=True, name="frontdoor-up")
@@ -273,7 +310,7 @@ async def run_up(settings: FrontdoorSettings) -> None:
             await start_services(stack, names)
             if stop.is_set():
                 return
-            app = await build_gateway(settings, stack)
+            app = await build_gateway(settings, stack, train_if_missing=True)
             await serve_http(
                 app,
                 settings,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
@@ -224,4 +225,15 @@ def create_gateway_app(
     app.include_router(_static_router(static_dir or STATIC_DIR))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
+    if origins := settings.cors_origin_list():
+        # The widget on another site calls /api/session, /api/bots and the REST webhook and
+        # opens the WebSocket; its token travels in the body/query, so no credentials (cookies).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+            max_age=600,
+        )
     return app

@@ -29,5 +29,15 @@ class WebSettings(BaseSettings):
     )
     rest_pending_max: int = Field(default=200, ge=1, description="Late replies kept per sender")
     frame_ancestors: str = Field(default="'self'", description="CSP frame-ancestors")
+    cors_origins: str = Field(
+        default="",
+        description="Comma list of other sites' origins allowed to embed the widget "
+        "(e.g. https://shop.example.com), or * for any; empty: same origin only",
+    )
     experts_file: Path | None = Field(default=None, description="YAML list of expert bots")
+
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list (empty: no cross-origin access)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
     resolve_roles: bool = Field(default=True, description="Ask management for actor roles")
