@@ -20,7 +20,9 @@ app = typer.Typer(
 )
 
 
-bench_app = typer.Typer(help="Benchmarks: measure the bus, NLU and end-to-end turns on this machine.")
+bench_app = typer.Typer(
+    help="Benchmarks: measure the bus, NLU and end-to-end turns on this machine."
+)
 app.add_typer(bench_app, name="bench")
 
 
@@ -31,6 +33,25 @@ def register_commands() -> None:
     from frontdoor import cli_nlu
 
     cli_nlu.register(app)
+    from frontdoor import cli_bench_bus
+
+    cli_bench_bus.register(bench_app)
+    from frontdoor import cli_bench_nlu
+
+    cli_bench_nlu.register(bench_app)
+    from frontdoor import cli_bench_analysis
+
+    cli_bench_analysis.register(bench_app)
+    from frontdoor import cli_up
+
+    cli_up.register(app)
+    from frontdoor import cli_users
+
+    cli_users.register(app)
+    from frontdoor import bench_e2e, cli_test_conversations
+
+    cli_test_conversations.register(app)
+    bench_e2e.register(bench_app)
 
 
 def main() -> None:
