@@ -34,6 +34,8 @@ from skills.routing.registry import SkillRegistry
 INTERRUPTS = frozenset({"cancel", "help", "human_handoff", "bot_switch", "goodbye"})
 #: Intents answered by the dialogue itself that count as a digression inside a form.
 LOCAL_DIGRESSIONS = frozenset({"help", "greet", "out_of_scope", "thanks"})
+#: A free-text answer at least this long (and not a question) is never read as a command.
+LONG_ANSWER_WORDS = 7
 #: Rasa's fallback intent name (a Rasa server may return it).
 NLU_FALLBACK = "nlu_fallback"
 
@@ -147,8 +149,12 @@ class DialoguePolicyRunner:
         if button:
             sure = True
         elif free_text:
-            sure = conf >= self.policy.free_text_interrupt or (
-                conf >= self.policy.digression_threshold and remark
+            # A long statement while a free-text answer is expected IS the answer, whatever
+            # words it uses ("...whenever I switch networks" is no request to switch bots).
+            statement = not text.endswith("?") and words >= LONG_ANSWER_WORDS
+            sure = not statement and (
+                conf >= self.policy.free_text_interrupt
+                or (conf >= self.policy.digression_threshold and remark)
             )
         else:
             sure = conf >= self.policy.digression_threshold

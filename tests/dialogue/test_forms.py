@@ -351,3 +351,15 @@ async def test_nlu_outage_gives_a_polite_message(registry):
     # buttons still work without the NLU
     out = await engine.handle(turn.model_copy(update={"text": "/help", "id": uuid.uuid4()}))
     assert "ticket" in out.text
+
+
+async def test_a_long_free_text_answer_is_never_read_as_a_command(chat):
+    c = chat("support")
+    out = await c.say("I need to open a ticket")
+    assert out.requested_slot == "subject", out.text
+    out = await c.say("Billing page broken")
+    assert out.requested_slot == "description", out.text
+    out = await c.say("I tried to cancel it and to talk to a person but the page just reloads.")
+    assert out.requested_slot == "contact_email", out.text
+    out = await c.say("never mind")
+    assert out.form is None and "cancel" in out.text.lower()
