@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -45,6 +46,7 @@ from events.streams import (
     service_consumer_config,
     stream_configs,
 )
+from events.wire import PublishAcks, delivery_fields, next_msg
 from events.worker import Delivery, DeliveryHandler, PullLoop, Worker
 
 __all__ = ["Bus", "Delivery", "DeliveryHandler", "Worker", "subject_for"]
@@ -67,11 +69,23 @@ _RETRYABLE = (
 
 def subject_for(envelope: Envelope) -> str:
     """The subject an envelope is published on (derived from its type and conversation)."""
-    intent = subjects.parse_intent_type(envelope.type)
+    intent = _intent_subject(envelope.type)
     if intent is not None:
-        return subjects.intent_subject(*intent)
+        return intent
     conv = envelope.conversation
-    return subjects.event_subject(conv.channel, conv.id, envelope.type)
+    return _event_subject(conv.channel, conv.id, envelope.type)
+
+
+# Subjects repeat (one per intent type, one per conversation and type): compute each once.
+@functools.lru_cache(maxsize=1024)
+def _intent_subject(envelope_type: str) -> str | None:
+    intent = subjects.parse_intent_type(envelope_type)
+    return subjects.intent_subject(*intent) if intent is not None else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _event_subject(channel: str, conversation_id: str, envelope_type: str) -> str:
+    return subjects.event_subject(channel, conversation_id, envelope_type)
 
 
 class Bus:
@@ -80,6 +94,7 @@ class Bus:
     def __init__(self, nc: NatsClient, limits: BusLimits, publish_timeout: float) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream(timeout=5.0)
+        self._acks = PublishAcks(nc)
         self.limits = limits
         self.publish_timeout = publish_timeout
 
@@ -119,6 +134,7 @@ class Bus:
                 f"{str(exc) or type(exc).__name__}"
             ) from exc
         bus = cls(nc, limits or BusLimits(), publish_timeout)
+        await bus._acks.start()
         if ensure:
             await bus.ensure_streams()
         return bus
@@ -206,15 +222,8 @@ class Bus:
         Safe to retry: the envelope id is the message id, so a duplicate inside the duplicate
         window returns the sequence of the original instead of storing it again.
         """
-        subject = subject_for(envelope)
-        data = envelope.to_bytes()
-        headers = {"Nats-Msg-Id": str(envelope.id)}
-
-        async def once() -> int:
-            ack = await self._js.publish(subject, data, timeout=2.0, headers=dict(headers))
-            return int(ack.seq)
-
-        return int(await self._retry(once, f"publish {envelope.type}"))
+        seq, _ = await self.publish_checked(envelope)
+        return seq
 
     async def publish_checked(self, envelope: Envelope) -> tuple[int, bool]:
         """Like ``publish``, and also say whether JetStream already held this envelope id.
@@ -227,8 +236,8 @@ class Bus:
         headers = {"Nats-Msg-Id": str(envelope.id)}
 
         async def once() -> tuple[int, bool]:
-            ack = await self._js.publish(subject, data, timeout=2.0, headers=dict(headers))
-            return int(ack.seq), bool(ack.duplicate)
+            ack = await self._acks.publish(subject, data, headers, timeout=2.0)
+            return ack.seq, ack.duplicate
 
         seq, duplicate = await self._retry(once, f"publish {envelope.type}")
         return int(seq), bool(duplicate)
@@ -289,15 +298,18 @@ class Bus:
                         return  # nothing (more) matches and nothing on its way: caught up
                 while True:
                     try:
-                        msg = await sub.next_msg(timeout=2.0)
+                        msg = await next_msg(sub, 2.0)
                     except nats.errors.TimeoutError:
                         # A reconnect may have lost the server-side consumer (a restarted
                         # server forgets it): start a fresh one after the last yielded event.
                         if self._nc.stats["reconnects"] != reconnects or not self._nc.is_connected:
                             raise ConnectionError("reconnected") from None
                         continue
-                    meta = msg.metadata
-                    seq = int(meta.sequence.stream)
+                    meta = delivery_fields(msg)
+                    if meta is None:  # nats-py already filters control messages
+                        log.warning("skipping a non-JetStream message on %s", filter_subject)
+                        continue
+                    seq = meta.stream_seq
                     if next_seq is not None and seq < next_seq:
                         continue  # redelivered after a consumer reset: already yielded
                     next_seq = seq + 1

@@ -64,8 +64,14 @@ def stream_configs(limits: BusLimits) -> list[StreamConfig]:
 
 
 def service_consumer_config(service: str, limits: BusLimits) -> ConsumerConfig:
-    """The durable pull consumer every instance of ``service`` shares."""
-    backoff = list(limits.backoff_seconds[: max(limits.max_deliver - 1, 0)]) or None
+    """The durable pull consumer every instance of ``service`` shares.
+
+    No consumer-level ``backoff``: JetStream would take its first step as the ack deadline of
+    the first delivery and redeliver a slow handler while it still runs. Failed deliveries are
+    nak'ed by the runtime with ``limits.backoff_seconds`` as delays instead; a worker that dies
+    mid-message gets it redelivered after ``ack_wait`` (the runtime keeps long handlers alive
+    with in-progress acks).
+    """
     return ConsumerConfig(
         durable_name=subjects.service_consumer(service),
         description=f"Intents for the {service} service",
@@ -73,7 +79,7 @@ def service_consumer_config(service: str, limits: BusLimits) -> ConsumerConfig:
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=limits.ack_wait_seconds,
         max_deliver=limits.max_deliver,
-        backoff=backoff,
+        backoff=None,
         max_ack_pending=limits.max_ack_pending,
     )
 

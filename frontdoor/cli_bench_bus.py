@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from frontdoor.bench_bus import BenchResult, run_bench
+from frontdoor.eventloop import run
 
 PUBLISH_TARGET = 20_000.0
 P50_TARGET_MS = 2.0
@@ -19,7 +19,7 @@ P50_TARGET_MS = 2.0
 def _print_table(result: BenchResult) -> None:
     console = Console()
     where = "embedded nats-server" if result.embedded else result.nats_url
-    table = Table(title=f"frontdoor bench bus ({where})")
+    table = Table(title=f"frontdoor bench bus ({where}, {result.event_loop} event loop)")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
@@ -40,6 +40,13 @@ def _print_table(result: BenchResult) -> None:
             f"({lat.round_trips_per_s:,.0f} round trips/s)",
             target,
         )
+        server_cpu = lat.nats_server_cpu_us_per_round_trip
+        table.add_row(
+            f"  CPU per round trip, {lat.in_flight} in flight",
+            f"client+service process {lat.process_cpu_us_per_round_trip:,.0f} µs"
+            + (f", nats-server {server_cpu:,.0f} µs" if server_cpu is not None else ""),
+            "",
+        )
     console.print(table)
 
 
@@ -54,6 +61,9 @@ def register(bench_app: typer.Typer) -> None:
             2_000, "--requests", min=10, help="Round trips per latency level."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+        loop: str = typer.Option(
+            "auto", "--loop", help="Event loop: auto (uvloop when installed), uvloop, asyncio."
+        ),
     ) -> None:
         """Acked publish throughput and intent round-trip latency (1 and 50 in flight).
 
@@ -61,14 +71,17 @@ def register(bench_app: typer.Typer) -> None:
         """
         from frontdoor.logs import configure_logging
 
+        if loop not in ("auto", "uvloop", "asyncio"):
+            raise typer.BadParameter("use auto, uvloop or asyncio", param_hint="--loop")
         configure_logging("console", "warning")  # logs to stderr: stdout is the table / JSON
-        result = asyncio.run(
+        result = run(
             run_bench(
                 events=events,
                 window=window,
                 requests=requests,
                 nats_url=os.environ.get("NATS_URL") or None,
-            )
+            ),
+            loop,  # type: ignore[arg-type]
         )
         if as_json:
             typer.echo(json.dumps(result.to_dict()))

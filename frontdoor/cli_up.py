@@ -22,10 +22,11 @@ def _settings(**overrides: Any) -> FrontdoorSettings:
 
 
 def _run(coro: Any) -> None:
+    from frontdoor.eventloop import run
     from frontdoor.wiring import ConfigurationError, fail
 
     try:
-        asyncio.run(coro)
+        run(coro)  # uvloop when installed
     except ConfigurationError as exc:
         fail(str(exc))
     except ValueError as exc:  # e.g. FRONTDOOR_SERVICES names an unknown service

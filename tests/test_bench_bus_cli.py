@@ -25,3 +25,5 @@ def test_bench_bus_json(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(levels) == {1, 50}
     for lat in levels.values():
         assert lat["requests"] >= 50 and 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        assert lat["process_cpu_us_per_round_trip"] > 0
+    assert data["event_loop"] in {"uvloop", "asyncio"}

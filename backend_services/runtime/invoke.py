@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +42,32 @@ def _describe_errors(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+@functools.cache
+def _class_defines(cls: type, name: str) -> bool:
+    return any(name in vars(klass) for klass in cls.__mro__)
+
+
+def _optional_attr(output: BaseModel, name: str) -> Any:
+    """``getattr(output, name, None)`` without pydantic's slow path for a missing name.
+
+    Looks in the model's fields, then its class (methods, properties), then its extras.
+    """
+    fields = output.__dict__
+    if name in fields:
+        return fields[name]
+    if _class_defines(type(output), name):
+        return getattr(output, name, None)
+    extra = output.__pydantic_extra__
+    return extra.get(name) if extra else None
+
+
 def reply_from_output(spec: HandlerSpec, service: str, output: BaseModel) -> Reply:
     """The user-facing reply for a handler's output model."""
-    text_fn = getattr(output, "reply_text", None)
+    text_fn = _optional_attr(output, "reply_text")
     text = text_fn() if callable(text_fn) else f"{service}.{spec.action} done."
-    raw_buttons = getattr(output, "buttons", None) or []
+    raw_buttons = _optional_attr(output, "buttons") or []
     buttons = [b if isinstance(b, Button) else Button.model_validate(b) for b in raw_buttons]
-    image = getattr(output, "image", None)
+    image = _optional_attr(output, "image")
     return Reply(
         text=text,
         status="ok",

@@ -4,6 +4,15 @@ Intent door: each intent is handled, answered with a ``reply`` on FD_EVENTS (sam
 and conversation, id derived from the intent id so a redelivery never answers twice) and then
 acknowledged. A handler that raises is retried with back-off within the consumer's bound; after
 the last delivery the user gets a failure reply with a short reference, never silence.
+
+Why the ack does not wait for the server's confirmation (``Delivery.ack``, not ``ack_sync``):
+the ack is sent only after JetStream acknowledged storing the reply, so the answer is never lost.
+If the ack itself is lost (connection drop, server restart), the intent is redelivered after
+``ack_wait``, the handler runs again and its reply, published under the same deterministic id
+inside the duplicate window, is dropped by the bus: the user is still answered exactly once.
+That is also exactly what happens when an ``ack_sync`` confirmation is lost, and a failed
+``ack_sync`` could only be logged, so waiting for it bought nothing but a network round trip
+per intent with the worker slot held.
 """
 
 from __future__ import annotations
@@ -141,11 +150,14 @@ class ServiceRunner:
             )
             await delivery.term()
             return
+        keepalive = _KeepAlive(delivery, self.bus.limits.ack_wait_seconds / 3)
         try:
             outcome = await invoke(spec, self.context, intent)
         except Exception as exc:
+            keepalive.cancel()
             await self._on_handler_failure(delivery, intent, action, exc)
             return
+        keepalive.cancel()
         await self._answer(intent, outcome.reply)
         await delivery.ack()
 
@@ -244,6 +256,30 @@ class ServiceRunner:
             return MicroResponse(body, code, outcome.reply.text if code else "")
 
         return handle
+
+
+class _KeepAlive:
+    """Sends in-progress acks every ``interval`` s while a handler runs, so JetStream does not
+    redeliver a slow (but alive) handler's intent; a timer, not a task, on the hot path."""
+
+    def __init__(self, delivery: Delivery, interval: float) -> None:
+        self._delivery = delivery
+        self._interval = max(interval, 0.2)
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(self._interval, self._beat)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _beat(self) -> None:
+        task = self._loop.create_task(self._delivery.in_progress())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._handle = self._loop.call_later(self._interval, self._beat)
+
+    def cancel(self) -> None:
+        """Stop beating (the handler finished)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def envelope_from_request(

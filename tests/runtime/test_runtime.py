@@ -108,9 +108,7 @@ async def test_intent_door_ok_invalid_denied_and_domain_error(bus: Bus) -> None:
         assert reply.status == "invalid" and "no action 'nope'" in reply.text
 
         # the domain event followed the intent on the bus
-        events = [
-            e async for _, e in bus.tail(subjects.ALL_EVENTS, from_seq=1, stop_at_end=True)
-        ]
+        events = [e async for _, e in bus.tail(subjects.ALL_EVENTS, from_seq=1, stop_at_end=True)]
         assert any(e.type == "echo.said" for e in events)
         states = [e.type for e in events if e.type.startswith("service.")]
         assert states[:2] == ["service.started", "service.ready"]
@@ -167,3 +165,30 @@ async def test_http_door(bus: Bus) -> None:
         assert refused.status_code == 409
         spec = (await client.get("/openapi.json")).json()
         assert "/services/echo/say" in spec["paths"]
+
+
+async def test_slow_handler_is_not_redelivered_while_it_runs(nats_server) -> None:
+    """A handler slower than ack_wait keeps its intent with in-progress acks: it runs once."""
+    from events.streams import BusLimits
+
+    limits = BusLimits(max_deliver=3, backoff_seconds=(0.1, 0.2), ack_wait_seconds=1.0)
+    slow_bus = await Bus.connect(nats_server.url, limits=limits, publish_timeout=20.0)
+    calls: list[str] = []
+    svc = Service("echo")
+
+    @svc.handler("slow")
+    async def slow(payload: Echo, ctx: HandlerContext) -> Echoed:
+        calls.append(payload.text)
+        await asyncio.sleep(2.5)
+        return Echoed(text=payload.text)
+
+    runner = ServiceRunner(svc, slow_bus)
+    await runner.start()
+    try:
+        _, reply = await ask(slow_bus, "slow", {"text": "zzz"})
+        assert reply.status == "ok"
+        await asyncio.sleep(1.5)  # past another ack_wait: nothing comes back
+        assert calls == ["zzz"]
+    finally:
+        await runner.stop()
+        await slow_bus.close()
