@@ -294,7 +294,8 @@ class Bus:
             try:
                 if stop_at_end:
                     info = await sub.consumer_info()
-                    if not info.num_pending and not info.delivered.consumer_seq:
+                    delivered = info.delivered.consumer_seq if info.delivered else 0
+                    if not info.num_pending and not delivered:
                         return  # nothing (more) matches and nothing on its way: caught up
                 while True:
                     try:

@@ -39,7 +39,7 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if fmt == "json" else _identity,
+            structlog.processors.format_exc_info if fmt == "json" else _identity,  # type: ignore[list-item]
             renderer,
         ],
     )
