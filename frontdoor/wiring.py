@@ -19,6 +19,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
 
 from backend_services import registry
 from backend_services.runtime import ServiceRunner, http_router
@@ -175,6 +176,13 @@ async def build_gateway(
         dialogue = await _open_dialogue(bus, stack, train_if_missing=train_if_missing)
         app = create_gateway_app(bus, dialogue, routers=[api])
         _attach_slack(app)
+    add_operational_routes(app, stack)
+    return app
+
+
+def add_operational_routes(app: FastAPI, stack: Stack) -> None:
+    """The services' HTTP doors under ``/services``, ``/healthz`` and Prometheus ``/metrics``."""
+    bus = stack.bus
     door_resolver = _resolver(bus, allow_anonymous=False)
     for runner in stack.runners:
         app.include_router(http_router(runner, door_resolver), prefix="/services")
@@ -194,7 +202,8 @@ async def build_gateway(
 
     if not any(getattr(route, "path", None) == "/healthz" for route in app.routes):
         app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
-    return app
+    if not any(getattr(route, "path", None) == "/metrics" for route in app.routes):
+        app.mount("/metrics", make_asgi_app())
 
 
 def _attach_slack(app: FastAPI) -> None:
@@ -346,8 +355,20 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                 )
             else:
                 await start_services(stack, [component])
-                print(f"service {component} is serving; Ctrl+C to stop", flush=True)
-                await stop.wait()
+                # The service's third door (HTTP, OpenAPI at /docs), health and metrics.
+                app = FastAPI(title=f"Frontdoor {component} service")
+                add_operational_routes(app, stack)
+                await serve_http(
+                    app,
+                    settings,
+                    stop,
+                    lambda base: print(
+                        f"service {component} is serving intents and requests on NATS and "
+                        f"HTTP on {base}/services/{component}/... (docs: {base}/docs); "
+                        "Ctrl+C to stop",
+                        flush=True,
+                    ),
+                )
         finally:
             await stack.aclose()
 

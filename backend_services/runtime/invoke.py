@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from backend_services.runtime.context import HandlerContext, ServiceContext
 from backend_services.runtime.errors import HandlerError
+from backend_services.runtime.metrics import DURATION, HANDLED
 from backend_services.runtime.service import HandlerSpec
 from events.envelope import Envelope
 from events.payloads import Button, Reply
@@ -80,11 +82,23 @@ def reply_from_output(spec: HandlerSpec, service: str, output: BaseModel) -> Rep
 
 
 async def invoke(spec: HandlerSpec, service: ServiceContext, envelope: Envelope) -> Outcome:
-    """Check roles, validate the payload and run the handler.
+    """Check roles, validate the payload and run the handler (counted and timed).
 
     Returns an ``Outcome`` for every expected result (ok, invalid, denied, domain error).
     Unexpected exceptions propagate: the door decides whether to retry.
     """
+    started = time.perf_counter()
+    status = "exception"
+    try:
+        outcome = await _invoke(spec, service, envelope)
+        status = outcome.reply.status
+        return outcome
+    finally:
+        HANDLED.labels(service.service, spec.action, status).inc()
+        DURATION.labels(service.service, spec.action).observe(time.perf_counter() - started)
+
+
+async def _invoke(spec: HandlerSpec, service: ServiceContext, envelope: Envelope) -> Outcome:
     name = service.service
     if spec.roles is not None and not envelope.actor.has_any(spec.roles):
         needed = ", ".join(sorted(spec.roles))

@@ -1,0 +1,71 @@
+"""``frontdoor serve <service>``: one service alone against NATS_URL, with all three doors
+(intents, request/reply, HTTP with OpenAPI), ``/healthz`` and Prometheus ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from events.bus import Bus
+from events.embedded import EmbeddedNats, free_port
+from events.micro import discover, micro_subject
+from events.payloads import Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(180)
+async def test_serve_one_service_with_its_three_doors(
+    nats_server: EmbeddedNats, bus: Bus, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
+    env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"), FRONTDOOR_LOG_FORMAT="json")
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            [sys.executable, "-m", "frontdoor.cli", "serve", "management", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                await asyncio.sleep(0.2)
+            # HTTP door with OpenAPI; anonymous callers are refused (API keys are required)
+            spec = (await client.get("/openapi.json")).json()
+            assert "/services/management/ticket_create" in spec["paths"]
+            refused = await client.post("/services/management/whoami", json={})
+            assert refused.status_code == 401
+            # request/reply door and $SRV discovery
+            raw = await bus.request(
+                micro_subject("management", "services_status"), json.dumps({}).encode()
+            )
+            assert "management" in Reply.model_validate_json(raw).text
+            assert [p["name"] for p in await discover(bus, "PING", "management")] == ["management"]
+            metrics = (await client.get("/metrics/")).text
+            assert 'frontdoor_service_calls_total{action="services_status"' in metrics
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(proc.wait, 30)
+    assert code == 0, log_path.read_text()[-3000:]
