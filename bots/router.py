@@ -5,10 +5,11 @@ It reads ``fd.event.*.*.reply`` in stream order from the position stored in the 
 ``web``, ``slack``, ...). Each channel has its own ordered queue, so a slow channel (Slack's
 HTTP API) does not hold up another; within a channel, replies are delivered in bus order.
 
-The stored position is the highest sequence below which every reply has been delivered. A
-graceful stop drains the queues and stores it, so after a restart the replies published while
-the front door was down are delivered exactly once. (After a crash, replies delivered in the
-last moments before it may be delivered again: at-least-once.)
+The stored position is the highest sequence below which every reply has been delivered (written
+at most every ``save_interval`` seconds while running). A graceful stop drains the queues and
+stores it, so after a restart the replies published while the front door was down are
+delivered exactly once. (After a crash, the replies delivered in the last ``save_interval``
+seconds before it may be delivered again: at-least-once.)
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class ReplyRouter:
         *,
         name: str = "reply_router",
         cursor_bucket: str = CURSORS_BUCKET,
+        save_interval: float = 0.2,
     ) -> None:
         self.bus = bus
         self.name = name
@@ -93,6 +95,9 @@ class ReplyRouter:
         self._task: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._kv: Any = None  # the cursor KV bucket, opened at start
+        # at most one cursor write per interval (not one per reply under load); a graceful stop
+        # stores the exact position, a crash replays at most this window's replies
+        self._save_interval = save_interval
         self.delivered = 0
 
     def register(self, channel: str, adapter: ChannelAdapter) -> None:
@@ -196,6 +201,9 @@ class ReplyRouter:
                 log.warning("could not store the reply-router cursor; will retry", exc_info=True)
                 await asyncio.sleep(0.5)
                 self._dirty.set()
+                continue
+            if self._save_interval > 0:
+                await asyncio.sleep(self._save_interval)
 
     async def _save(self) -> None:
         position = self.position

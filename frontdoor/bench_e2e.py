@@ -1,11 +1,16 @@
 """``frontdoor bench e2e``: concurrent conversations through the REST webhook and WebSockets.
 
-Without ``--url`` it starts its own stack (``frontdoor up`` in a child process: embedded
-nats-server, services, gateway, on a free port, data in a temporary directory, rate limit
-raised for the run) and stops it afterwards. Each conversation sends ``--turns`` messages one
-after the other (a user waits for the answer); conversations run concurrently. A turn counts as
-answered when it got at least one reply that is not the "still working" note. The client is
-aiohttp: httpx's client costs several times more CPU per request and would be what is measured.
+Without ``--url`` it starts its own stack on a free port, data in a temporary directory, rate
+limit raised for the run: ``frontdoor up`` in a child process (embedded nats-server, every
+service and the gateway in one process), or with ``--split`` the production shape (one
+``frontdoor serve`` process per service plus the gateway), and stops it afterwards. It then also
+reports the CPU time the stack's processes (nats-server included) spent per turn, a number that
+other load on the machine hardly changes. Each conversation plays ``SCRIPT`` (greeting, help, a
+ticket opened through the form, its status, metrics questions answered by the analysis
+service, something out of scope) turn after turn (a user waits for the answer); conversations
+run concurrently. A turn counts as answered when its replies (no "still working" note among
+them) match the turn's expected pattern. The client is aiohttp: httpx's client costs several
+times more CPU per request and would be what is measured.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -32,15 +38,45 @@ import typer
 from events.embedded import free_port
 from events.errors import FrontdoorError
 
-#: A mix of turns: greetings and help (answered by the bot) and a request that goes through a
-#: service (intent on NATS -> analysis -> reply on the bus). "which services are up?" is left out:
-#: its answer waits for a fixed $SRV.PING discovery window (~0.5 s) by design.
-DEFAULT_MESSAGES = (
-    "hi",
-    "how many tickets were opened this week?",
-    "what can you do?",
-    "how many tickets were opened this week?",
+
+@dataclass(frozen=True)
+class ScriptTurn:
+    """One user turn of the benchmark's conversation: bot, text, what the answer must match."""
+
+    bot: str
+    text: str
+    expect: str
+    save_ticket: bool = False
+
+
+#: What every benchmark conversation says, over and over. ``{n}`` is the conversation's number,
+#: ``{ticket}`` the ticket number the form turn got. Bot-only turns (greeting, help, the form's
+#: questions, out of scope) and service turns (ticket create/status through management,
+#: metrics through analysis). "which services are up?" is left out: its answer waits for a
+#: fixed $SRV.PING discovery window (~0.5 s) by design.
+SCRIPT: tuple[ScriptTurn, ...] = (
+    ScriptTurn("chatbot", "hi", r"\w"),
+    ScriptTurn("chatbot", "what can you do?", r"(?i)ticket"),
+    ScriptTurn("support", "I need to open a ticket", r"(?i)subject|title|summar"),
+    ScriptTurn("support", "VPN drops every {n} minutes on floor 3", r"(?i)descri|detail|more"),
+    ScriptTurn(
+        "support",
+        "Since this morning the VPN client disconnects and I lose my SSH sessions.",
+        r"(?i)e-?mail|contact|reach",
+    ),
+    ScriptTurn("support", "user{n}@example.com", r"(?i)priority"),
+    ScriptTurn("support", "high", r"#\d+", save_ticket=True),
+    ScriptTurn("support", "what's the status of ticket #{ticket}?", r"(?i)open|new"),
+    ScriptTurn("chatbot", "how many tickets were opened this week?", r"\d"),
+    ScriptTurn("chatbot", "show me the containment rate for today", r"\d"),
+    ScriptTurn("chatbot", "can you order me a pizza with pineapple?", r"(?i)sorry|can.?t|cannot"),
+    ScriptTurn("chatbot", "thanks, bye", r"\w"),
 )
+#: Where a conversation may start in ``SCRIPT`` (turns that need no earlier turn): conversation
+#: ``n`` starts at ``STARTS[n % len(STARTS)]``, so like real users the conversations are at
+#: different stages at any moment instead of all opening tickets in the same instant.
+STARTS = (0, 8, 2, 10, 1, 9, 11)
+TICKET = re.compile(r"#(\d+)")
 WORKING_PREFIX = "Still working on it"
 
 
@@ -57,6 +93,13 @@ class ChannelStats:
     unanswered: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    cpu_s: float | None = None
+    by_turn: dict[str, list[float]] = field(default_factory=dict)
+
+    def ok(self, turn: ScriptTurn, took: float) -> None:
+        """Count one answered turn that took ``took`` seconds."""
+        self.latencies.append(took)
+        self.by_turn.setdefault(turn.text, []).append(took)
 
     def error(self, kind: str) -> None:
         """Count one failed turn of ``kind``."""
@@ -64,7 +107,7 @@ class ChannelStats:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     def summary(self, turns: int) -> dict[str, Any]:
-        """The numbers: turns/s, p50/p95/p99 (ms), answered."""
+        """The numbers: turns/s, p50/p95/p99 (ms), answered, stack CPU per turn (ms)."""
         lat = sorted(self.latencies)
 
         def pct(p: float) -> float | None:
@@ -84,17 +127,69 @@ class ChannelStats:
             "p95_ms": pct(95),
             "p99_ms": pct(99),
             "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else None,
+            "stack_cpu_ms_per_turn": (
+                round(self.cpu_s * 1000 / turns, 3) if self.cpu_s is not None and turns else None
+            ),
             "all_answered": self.unanswered == 0 and len(lat) == turns,
+            "p99_ms_by_turn": {
+                text: round(sorted(xs)[round(0.99 * (len(xs) - 1))] * 1000, 1)
+                for text, xs in self.by_turn.items()
+            },
         }
 
 
+class _Conversation:
+    """The script's state for one conversation (its number and the ticket it opened)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.start = STARTS[n % len(STARTS)]
+        self.ticket = "1"  # replaced by the ticket the form opens (always before it is asked)
+
+    def text(self, turn: ScriptTurn) -> str:
+        return turn.text.format(n=self.n, ticket=self.ticket)
+
+    def check(self, turn: ScriptTurn, texts: list[str]) -> str | None:
+        """``None`` when ``texts`` answer ``turn``; else the kind of failure."""
+        if not texts or any(x.startswith(WORKING_PREFIX) for x in texts):
+            return "no_answer_in_time"
+        said = "\n".join(texts)
+        if not re.search(turn.expect, said):
+            return "unexpected_answer"
+        if turn.save_ticket and (m := TICKET.search(said)):
+            self.ticket = m.group(1)
+        return None
+
+
+@dataclass
+class _Phases:
+    """A channel run: ``warm_turns`` unmeasured turns per conversation (new users: sessions,
+    roles, conversation state and caches are set up), everyone waits at ``barrier``, then the
+    measured turns continue the same conversations."""
+
+    warm: ChannelStats
+    measured: ChannelStats
+    warm_turns: int
+    barrier: asyncio.Barrier
+
+    def stats(self, t: int) -> ChannelStats:
+        return self.warm if t < self.warm_turns else self.measured
+
+    async def at(self, t: int) -> None:
+        if t == self.warm_turns:
+            await self.barrier.wait()
+
+
 async def _rest_conversation(
-    client: aiohttp.ClientSession, stats: ChannelStats, run: str, n: int, turns: int, bot: str
+    client: aiohttp.ClientSession, phases: _Phases, run: str, n: int, turns: int
 ) -> None:
     sender = f"bench-{run}-{n}"
-    for t in range(turns):
-        text = DEFAULT_MESSAGES[t % len(DEFAULT_MESSAGES)]
-        body = {"sender": sender, "message": text, "metadata": {"bot": bot}}
+    conv = _Conversation(n)
+    for t in range(phases.warm_turns + turns):
+        await phases.at(t)
+        stats = phases.stats(t)
+        turn = SCRIPT[(conv.start + t) % len(SCRIPT)]
+        body = {"sender": sender, "message": conv.text(turn), "metadata": {"bot": turn.bot}}
         start = time.perf_counter()
         try:
             async with client.post("/webhooks/rest/webhook", json=body) as r:
@@ -107,30 +202,37 @@ async def _rest_conversation(
         if status != 200 or not isinstance(answer, list):
             stats.error(f"http_{status}")
             continue
-        texts = [m.get("text", "") for m in answer]
-        if not texts or any(x.startswith(WORKING_PREFIX) for x in texts):
-            stats.error("no_answer_in_time")
+        failure = conv.check(turn, [str(m.get("text", "")) for m in answer])
+        if failure:
+            stats.error(failure)
             continue
-        stats.latencies.append(took)
+        stats.ok(turn, took)
 
 
 async def _ws_conversation(
-    client: aiohttp.ClientSession, stats: ChannelStats, n: int, turns: int, bot: str
+    client: aiohttp.ClientSession, phases: _Phases, n: int, turns: int
 ) -> None:
     async with client.post("/api/session") as r:
         session = await r.json()
+    conv = _Conversation(n)
     async with client.ws_connect(f"/ws?token={session['token']}") as ws:
         await ws.receive_json()  # hello
-        for t in range(turns):
-            text = DEFAULT_MESSAGES[t % len(DEFAULT_MESSAGES)]
+        for t in range(phases.warm_turns + turns):
+            await phases.at(t)
+            stats = phases.stats(t)
+            turn = SCRIPT[(conv.start + t) % len(SCRIPT)]
             client_id = f"{n}-{t}"
             start = time.perf_counter()
             await ws.send_json(
-                {"type": "message", "text": text, "bot": bot, "client_id": client_id}
+                {
+                    "type": "message",
+                    "text": conv.text(turn),
+                    "bot": turn.bot,
+                    "client_id": client_id,
+                }
             )
             correlation: str | None = None
-            replies = 0
-            working = False
+            texts: list[str] = []
             try:
                 async with asyncio.timeout(30):
                     while True:
@@ -139,8 +241,10 @@ async def _ws_conversation(
                         if kind == "ack" and frame.get("client_id") == client_id:
                             correlation = frame["correlation_id"]
                         elif kind == "reply" and frame.get("correlation_id") == correlation:
-                            replies += 1
-                            working = working or frame.get("status") == "working"
+                            text = str(frame.get("text", ""))
+                            if frame.get("status") == "working":
+                                text = WORKING_PREFIX
+                            texts.append(text)
                         elif kind == "error":
                             raise RuntimeError(frame.get("code", "error"))
                         elif (
@@ -156,63 +260,143 @@ async def _ws_conversation(
                 stats.error(str(exc) or type(exc).__name__)
                 continue
             took = time.perf_counter() - start
-            if replies == 0 or working:
-                stats.error("no_answer_in_time")
+            failure = conv.check(turn, texts)
+            if failure:
+                stats.error(failure)
                 continue
-            stats.latencies.append(took)
+            stats.ok(turn, took)
+
+
+async def _run_channel(
+    client: aiohttp.ClientSession,
+    channel: str,
+    run: str,
+    conversations: int,
+    turns: int,
+    stack_pids: list[int] | None,
+) -> list[dict[str, Any]]:
+    """One channel: a script cycle per conversation unmeasured (first contact), then ``turns``
+    measured turns continuing those conversations; both summaries (first contact first)."""
+    phases = _Phases(
+        warm=ChannelStats(f"{channel} first contact"),
+        measured=ChannelStats(channel),
+        warm_turns=len(SCRIPT),
+        barrier=asyncio.Barrier(conversations + 1),
+    )
+
+    async def one(n: int) -> None:
+        try:
+            if channel == "rest":
+                await _rest_conversation(client, phases, run, n, turns)
+            else:
+                await _ws_conversation(client, phases, n, turns)
+        except BaseException:
+            await phases.barrier.abort()  # do not leave the others waiting
+            raise
+
+    warm_start = time.perf_counter()
+    tasks = [asyncio.create_task(one(n)) for n in range(conversations)]
+    try:
+        await phases.barrier.wait()
+    except asyncio.BrokenBarrierError:
+        await asyncio.gather(*tasks)  # raises the conversation's error
+        raise
+    phases.warm.elapsed = time.perf_counter() - warm_start
+    cpu_before = _cpu_seconds(stack_pids)
+    start = time.perf_counter()
+    await asyncio.gather(*tasks)
+    phases.measured.elapsed = time.perf_counter() - start
+    cpu_after = _cpu_seconds(stack_pids)
+    if cpu_before is not None and cpu_after is not None:
+        phases.measured.cpu_s = cpu_after - cpu_before
+    return [
+        phases.warm.summary(conversations * len(SCRIPT)),
+        phases.measured.summary(conversations * turns),
+    ]
+
+
+def _cpu_seconds(pids: list[int] | None) -> float | None:
+    """CPU time (user + system) of processes ``pids`` and their children alive now (Linux)."""
+    if not pids:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = list(pids)
+    try:
+        while todo:
+            p = todo.pop()
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 async def run_bench(
-    url: str, *, conversations: int, turns: int, channels: list[str], bot: str = "chatbot"
+    url: str,
+    *,
+    conversations: int,
+    turns: int,
+    channels: list[str],
+    stack_pids: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the benchmark against ``url``; one summary per channel."""
+    """Run the benchmark against ``url``; one summary per channel (with the CPU time per turn
+    of processes ``stack_pids`` and their children, when given)."""
     run = uuid.uuid4().hex[:8]
     results: list[dict[str, Any]] = []
     connector = aiohttp.TCPConnector(limit=conversations + 10)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
         # warm-up (not measured): is the front door able to answer at all?
-        for text in DEFAULT_MESSAGES:
-            body = {"sender": f"bench-{run}-warm", "message": text, "metadata": {"bot": bot}}
-            async with client.post("/webhooks/rest/webhook", json=body) as r:
-                if r.status != 200:
-                    raise BenchError(f"warm-up turn answered HTTP {r.status}: {await r.text()}")
-                said = " ".join(m.get("text", "") for m in await r.json())
-            if "not available" in said:
-                raise BenchError(
-                    f"the front door cannot understand messages yet ({said!r}); train and "
-                    "publish an NLU model first (docs/web-channel.md, 'End-to-end benchmark')"
-                )
-        # ... then the same load once on other senders (connection pools, caches, code paths)
-        warm = ChannelStats("warm-up")
-        await asyncio.gather(
-            *(
-                _rest_conversation(client, warm, f"{run}-warm", n, len(DEFAULT_MESSAGES), bot)
-                for n in range(conversations)
+        body = {"sender": f"bench-{run}-warm", "message": "hi", "metadata": {"bot": "chatbot"}}
+        async with client.post("/webhooks/rest/webhook", json=body) as r:
+            if r.status != 200:
+                raise BenchError(f"warm-up turn answered HTTP {r.status}: {await r.text()}")
+            said = " ".join(m.get("text", "") for m in await r.json())
+        if "not available" in said:
+            raise BenchError(
+                f"the front door cannot understand messages yet ({said!r}); train and "
+                "publish an NLU model first (docs/web-channel.md, 'End-to-end benchmark')"
             )
-        )
         for channel in channels:
-            stats = ChannelStats(channel)
-            start = time.perf_counter()
-            if channel == "rest":
-                await asyncio.gather(
-                    *(
-                        _rest_conversation(client, stats, run, n, turns, bot)
-                        for n in range(conversations)
-                    )
-                )
-            else:
-                await asyncio.gather(
-                    *(_ws_conversation(client, stats, n, turns, bot) for n in range(conversations))
-                )
-            stats.elapsed = time.perf_counter() - start
-            results.append(stats.summary(conversations * turns))
+            results += await _run_channel(client, channel, run, conversations, turns, stack_pids)
     return results
 
 
+def _wait_healthy(base: str, procs: list[subprocess.Popen[bytes]], log_path: Path) -> None:
+    deadline = time.monotonic() + 300  # the first start may train the NLU model
+    while True:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"the stack exited:\n{log_path.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the stack is not ready:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.25)
+
+
+def _wait_for_lines(log_path: Path, needles: list[str], procs: list[Any]) -> None:
+    deadline = time.monotonic() + 120
+    while not all(n in log_path.read_text(errors="replace") for n in needles):
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            raise RuntimeError(f"services did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.25)
+
+
 @contextlib.contextmanager
-def own_stack(conversations: int) -> Any:
-    """``frontdoor up`` in a child process on a free port; yields its base URL."""
+def own_stack(*, split: bool = False) -> Any:
+    """Start a stack on a free port in a temporary directory; yield ``(base URL, pids)``.
+
+    One process (``frontdoor up``: embedded nats-server, every service and the gateway), or
+    with ``split`` the production shape: an embedded nats-server started here, one
+    ``frontdoor serve <service>`` process per service and ``frontdoor serve gateway``.
+    """
+    from backend_services import registry
+    from events.embedded import EmbeddedNats
+
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "FRONTDOOR_NATS_URL")}
@@ -221,43 +405,54 @@ def own_stack(conversations: int) -> Any:
             FRONTDOOR_LOG_LEVEL="warning",
             PYTHONPATH=str(Path(__file__).resolve().parents[1]),
         )
-        log_path = Path(tmp) / "up.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "frontdoor.cli",
-                    "up",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(Path(tmp) / "data"),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        data = Path(tmp) / "data"
+        log_path = Path(tmp) / "stack.log"
+        procs: list[subprocess.Popen[bytes]] = []
+        server: EmbeddedNats | None = None
         base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"frontdoor up exited:\n{log_path.read_text()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"frontdoor up not ready:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.25)
-            yield base
-        finally:
-            proc.send_signal(signal.SIGINT)
+        with log_path.open("wb") as log:
+
+            def spawn(*args: str) -> None:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "frontdoor.cli", *args],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+
             try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+                if not split:
+                    spawn("up", "--port", str(port), "--data-dir", str(data))
+                else:
+                    if not env.get("FRONTDOOR_NLU_MODELS_DIR"):
+                        raise RuntimeError(
+                            "--split needs a trained model: set FRONTDOOR_NLU_MODELS_DIR "
+                            "(frontdoor train --out models)"
+                        )
+                    data.mkdir(parents=True)
+                    server = EmbeddedNats(data / "nats")
+                    env.update(NATS_URL=asyncio.run(server.start()), FRONTDOOR_DATA_DIR=str(data))
+                    names = registry.service_names()
+                    for name in names:
+                        spawn("serve", name)
+                    _wait_for_lines(log_path, [f"service {n} is serving" for n in names], procs)
+                    spawn("serve", "gateway", "--port", str(port))
+                _wait_healthy(base, procs, log_path)
+                pids = [p.pid for p in procs] + ([server.pid] if server and server.pid else [])
+                yield base, pids
+            finally:
+                for proc in reversed(procs):
+                    proc.send_signal(signal.SIGINT)
+                for proc in reversed(procs):
+                    try:
+                        proc.wait(30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(5)
+                if server is not None:
+                    asyncio.run(server.stop())
 
 
 def register(bench_app: typer.Typer) -> None:
@@ -269,7 +464,12 @@ def register(bench_app: typer.Typer) -> None:
         conversations: int = typer.Option(50, min=1, help="Concurrent conversations"),
         turns: int = typer.Option(20, min=1, help="Turns per conversation"),
         channel: str = typer.Option("both", help="rest, ws or both"),
-        bot: str = typer.Option("chatbot", help="Bot to talk to"),
+        split: bool = typer.Option(
+            False,
+            "--split",
+            help="Start the stack as separate processes (gateway, one per service) "
+            "instead of one `frontdoor up`",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON"),
     ) -> None:
         """Concurrent end-to-end turns: turns/s, latency p50/p95/p99, all answered?"""
@@ -277,19 +477,23 @@ def register(bench_app: typer.Typer) -> None:
             raise typer.BadParameter("choose rest, ws or both", param_hint="--channel")
         channels = ["rest", "ws"] if channel == "both" else [channel]
 
-        def go(base: str) -> list[dict[str, Any]]:
+        def go(base: str, pids: list[int] | None) -> list[dict[str, Any]]:
             return asyncio.run(
                 run_bench(
-                    base, conversations=conversations, turns=turns, channels=channels, bot=bot
+                    base,
+                    conversations=conversations,
+                    turns=turns,
+                    channels=channels,
+                    stack_pids=pids,
                 )
             )
 
         try:
             if url:
-                results = go(url.rstrip("/"))
+                results = go(url.rstrip("/"), None)
             else:
-                with own_stack(conversations) as base:
-                    results = go(base)
+                with own_stack(split=split) as (base, pids):
+                    results = go(base, pids)
         except (BenchError, RuntimeError, aiohttp.ClientError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -297,11 +501,13 @@ def register(bench_app: typer.Typer) -> None:
             typer.echo(json.dumps({"conversations": conversations, "results": results}, indent=2))
         else:
             for r in results:
+                cpu = r["stack_cpu_ms_per_turn"]
                 typer.echo(
                     f"{r['channel']:>4}: {r['turns']} turns in {r['elapsed_s']} s = "
                     f"{r['turns_per_s']} turns/s; latency p50 {r['p50_ms']} ms, "
                     f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms; answered "
                     f"{r['answered']}/{r['turns']}"
+                    + (f"; stack CPU {cpu} ms/turn" if cpu is not None else "")
                     + (f" (failures: {r['errors']})" if r["errors"] else "")
                 )
         if not all(r["all_answered"] for r in results):

@@ -1,9 +1,17 @@
-"""Keeps the views up to date: replays ``FD_EVENTS`` from sequence 1, then follows it."""
+"""Keeps the views up to date: replays ``FD_EVENTS`` from sequence 1, then follows it.
+
+Handlers that must see every event published before their question (``catch_up``) wait for a
+sequence. Waiters are kept in a heap by sequence, so an applied event wakes only the waiters it
+satisfies (not every waiter on every event), and concurrent ``catch_up`` calls share one
+"last sequence" request when they can do so without missing an event.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 
 from backend_services.analysis.views import AnalysisViews
@@ -30,7 +38,11 @@ class ViewFollower:
         self.bus = bus
         self.views = views or AnalysisViews()
         self._task: asyncio.Task[None] | None = None
-        self._progress = asyncio.Event()
+        # (sequence, tie-breaker, future) of every waiter, smallest sequence first
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tie = itertools.count()
+        # a "last sequence" request not sent yet, which later callers may still join
+        self._next_last_seq: asyncio.Future[int] | None = None
 
     def start(self) -> None:
         """Start following from the event after ``views.last_seq``."""
@@ -51,21 +63,66 @@ class ViewFollower:
             except Exception:  # one odd event must not stop the views
                 log.exception("analysis could not apply event %s (%s)", seq, env.type)
                 self.views.last_seq = max(self.views.last_seq, seq)
-            progress, self._progress = self._progress, asyncio.Event()
-            progress.set()
+            if self._waiters:
+                self._wake()
+
+    def _wake(self) -> None:
+        """Resolve the waiters whose sequence the views have reached."""
+        reached = self.views.last_seq
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= reached:
+            fut = heapq.heappop(waiters)[2]
+            if not fut.done():
+                fut.set_result(None)
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until the views include sequence ``seq``; False when ``timeout`` passed first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.views.last_seq < seq:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), left)
+        if self.views.last_seq >= seq:
+            return True
+        if timeout <= 0:
+            return False
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (seq, next(self._tie), fut))
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        except TimeoutError:
+            return self.views.last_seq >= seq
+        finally:
+            if not fut.done() or fut.cancelled():  # timed out / cancelled: drop its entry
+                fut.cancel()
+                self._waiters = [w for w in self._waiters if w[2] is not fut]
+                heapq.heapify(self._waiters)
         return True
 
     async def catch_up(self, timeout: float) -> bool:
         """Wait until the views include every event published before this call."""
-        return await self.wait_for(await self.bus.last_sequence(), timeout)
+        return await self.wait_for(await self._last_sequence(), timeout)
+
+    async def _last_sequence(self) -> int:
+        """The stream's last sequence, asked after this call began.
+
+        Callers that arrive before the shared request is sent join it (its answer is at least
+        the last sequence at their call); later callers get the next request.
+        """
+        pending = self._next_last_seq
+        if pending is None:
+            pending = self._next_last_seq = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._ask_last_sequence, pending)
+        return await asyncio.shield(pending)
+
+    def _ask_last_sequence(self, fut: asyncio.Future[int]) -> None:
+        self._next_last_seq = None  # from now on, new callers need a newer answer
+        task = asyncio.ensure_future(self.bus.last_sequence())
+
+        def done(t: asyncio.Task[int]) -> None:
+            if fut.done():
+                return
+            if t.cancelled():
+                fut.cancel()
+            elif (exc := t.exception()) is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(t.result())
+
+        task.add_done_callback(done)

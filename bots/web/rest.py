@@ -16,6 +16,7 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bots.personas import UnknownBot
@@ -68,6 +69,24 @@ def to_rest(sender: str, reply: Reply) -> RestReply:
     )
 
 
+def rest_json(sender: str, replies: list[Reply], headers: dict[str, str] | None = None) -> Response:
+    """The answer of a REST call: ``RestReply`` items (``None`` fields left out) as JSON.
+
+    Built directly rather than through FastAPI's ``response_model`` validation, which would
+    re-validate what these typed replies already guarantee, on every turn (the route still
+    declares the model for the OpenAPI docs).
+    """
+    items: list[dict[str, Any]] = []
+    for reply in replies:
+        item: dict[str, Any] = {"recipient_id": sender, "text": reply.text}
+        if reply.buttons:
+            item["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+        if reply.image is not None:
+            item["image"] = reply.image
+        items.append(item)
+    return JSONResponse(items, headers=headers)
+
+
 class RestChannel:
     """The ``rest`` channel adapter: feeds waiting turns, keeps late replies per sender."""
 
@@ -115,8 +134,10 @@ class RestChannel:
             if result.duplicate:
                 return [], True
             turn.expect(result.reply_ids, result.intent_ids)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(turn.done.wait(), timeout=timeout)
+            if not turn.complete:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await turn.done.wait()
         finally:
             self.tracker.end(cid)
         replies = [item.reply for item in turn.replies]
@@ -153,9 +174,8 @@ def rest_router() -> APIRouter:
     async def webhook(
         body: RestMessage,
         request: Request,
-        response: Response,
         idempotency_key: str | None = Header(default=None, max_length=128),
-    ) -> list[RestReply]:
+    ) -> Response:
         gateway: Gateway = request.app.state.gateway
         metadata = dict(body.metadata or {})
         text = body.message.strip()
@@ -193,9 +213,8 @@ def rest_router() -> APIRouter:
         )
         # Late replies of earlier turns come first; taken only now, so a failed turn loses none.
         late = [item.reply for item in gateway.rest.take_pending(body.sender)]
-        if duplicate:
-            response.headers["X-Frontdoor-Duplicate"] = "1"
-        return [to_rest(body.sender, r) for r in [*late, *replies]]
+        headers = {"X-Frontdoor-Duplicate": "1"} if duplicate else None
+        return rest_json(body.sender, [*late, *replies], headers)
 
     @router.get(
         "/webhooks/rest/pending",

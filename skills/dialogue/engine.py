@@ -116,9 +116,12 @@ class DialogueEngine:
                 bot=self.skills.persona(turn.bot).name,
             )
         key = conversation_key(turn.conversation)
+        # A store may answer from the states it wrote itself (no round trip); a stale one makes
+        # the compare-and-set save fail, and the retry then reads the bucket.
+        load = getattr(self.store, "load_for_update", self.store.load)
         for _attempt in range(self.max_attempts):
-            stored = await self.store.load(key)
-            state = stored.state.model_copy(deep=True)
+            stored = await load(key)
+            state = stored.state  # a new object per load (ConversationStore contract)
             now = self.clock()
             if self._expired(state, now):
                 carry = self.domain.session_config.carry_over_slots_to_new_session

@@ -9,6 +9,7 @@ fresh state). ``InMemoryConversationStore`` has the same semantics for unit test
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -70,7 +71,9 @@ class ConversationStore(Protocol):
     """Load and save conversation states with optimistic concurrency."""
 
     async def load(self, key: str) -> StoredState:
-        """The state of ``key`` (a fresh one, revision ``None``, when there is none)."""
+        """The state of ``key`` (a fresh one, revision ``None``, when there is none).
+
+        The returned state is a new object the caller may change (it is not shared)."""
         ...
 
     async def save(self, key: str, state: ConversationState, revision: int | None) -> int:
@@ -83,10 +86,19 @@ class ConversationStore(Protocol):
 
 
 class KVConversationStore:
-    """Conversation states in a NATS KV bucket (shared by every front-door replica)."""
+    """Conversation states in a NATS KV bucket (shared by every front-door replica).
 
-    def __init__(self, kv: VersionedKV) -> None:
+    The states this store wrote are remembered (bounded LRU, ``cache_size``) with their
+    revision: ``load_for_update`` returns them without a round trip to NATS. A remembered state
+    may be stale when another replica wrote the key since; the write that follows names the
+    remembered revision, so it then fails with ``StateConflict``, the entry is dropped and the
+    caller's retry reads the bucket. ``load`` always reads the bucket.
+    """
+
+    def __init__(self, kv: VersionedKV, *, cache_size: int = 50_000) -> None:
         self._kv = kv
+        self._cache_size = cache_size
+        self._written: OrderedDict[str, tuple[str, int]] = OrderedDict()
 
     @classmethod
     async def open(cls, bus: Bus, bucket: str = CONVERSATIONS_BUCKET) -> KVConversationStore:
@@ -107,16 +119,42 @@ class KVConversationStore:
 
     async def save(self, key: str, state: ConversationState, revision: int | None) -> int:
         """Compare-and-set write of ``state``."""
-        data = state.model_dump_json().encode()
+        raw = state.model_dump_json()
         try:
             if revision is None:
-                return await self._kv.create(key, data)
-            return await self._kv.update(key, data, revision)
+                new_revision = await self._kv.create(key, raw.encode())
+            else:
+                new_revision = await self._kv.update(key, raw.encode(), revision)
         except RevisionConflict as exc:
+            self._written.pop(key, None)
             raise StateConflict(str(exc)) from exc
+        except BaseException:  # unknown outcome (timeout, cancel): read the bucket next time
+            self._written.pop(key, None)
+            raise
+        self._remember(key, raw, new_revision)
+        return new_revision
+
+    async def load_for_update(self, key: str) -> StoredState:
+        """The state to decide a turn on: the one this store last wrote if it has it (possibly
+        stale: the compare-and-set write will tell), else read from the bucket."""
+        written = self._written.get(key)
+        if written is None:
+            return await self.load(key)
+        self._written.move_to_end(key)
+        raw, revision = written
+        return StoredState(ConversationState.model_validate_json(raw), revision)
+
+    def _remember(self, key: str, raw: str, revision: int) -> None:
+        if self._cache_size <= 0:
+            return
+        self._written[key] = (raw, revision)
+        self._written.move_to_end(key)
+        if len(self._written) > self._cache_size:
+            self._written.popitem(last=False)
 
     async def delete(self, key: str) -> None:
         """Forget ``key``."""
+        self._written.pop(key, None)
         await self._kv.delete(key)
 
 

@@ -93,3 +93,49 @@ async def test_concurrent_turns_on_two_replicas_lose_no_update(bus, nlu, registr
     assert all("ticket" in o.text for o in outs)
     state = (await (await KVConversationStore.open(bus)).load(conversation_key(conv))).state
     assert state.turns == 8  # every turn was applied on top of the previous one
+
+
+async def test_remembered_state_is_used_until_another_writer_changes_it(bus):
+    store = await KVConversationStore.open(bus)
+    other = await KVConversationStore.open(bus)  # another replica over the same bucket
+    key = "web.cached"
+    first = ConversationState(turns=1)
+    rev1 = await store.save(key, first, None)
+    remembered = await store.load_for_update(key)
+    assert remembered.revision == rev1 and remembered.state == first
+    assert remembered.state is not (await store.load_for_update(key)).state  # never shared
+
+    # the other replica writes: the remembered state is now stale ...
+    fresh = await other.load(key)
+    rev2 = await other.save(key, ConversationState(turns=2), fresh.revision)
+    stale = await store.load_for_update(key)
+    assert stale.revision == rev1
+    # ... so the compare-and-set write refuses it, and the next read goes to the bucket
+    try:
+        await store.save(key, ConversationState(turns=99), stale.revision)
+    except StateConflict:
+        pass
+    else:
+        raise AssertionError("a write on a stale remembered revision must conflict")
+    reread = await store.load_for_update(key)
+    assert reread.revision == rev2 and reread.state.turns == 2
+    # a deleted conversation is not resurrected from memory
+    await store.delete(key)
+    assert (await store.load_for_update(key)).revision is None
+
+
+async def test_engine_with_a_stale_remembered_state_loses_no_update(bus, nlu, registry):
+    conv = Conversation(channel="rest", id="stale-1")
+    a = DialogueEngine(nlu, await KVConversationStore.open(bus), registry)
+    b = DialogueEngine(nlu, await KVConversationStore.open(bus), registry)
+    out = await a.handle(_turn("I need to open a ticket", conv))  # a remembers its write
+    assert out.requested_slot == "subject"
+    out = await b.handle(_turn("VPN drops every ten minutes", conv))  # b moves it on
+    assert out.requested_slot == "description"
+    # a's remembered state still asks for the subject: the CAS write fails, a re-reads
+    out = await a.handle(_turn("It disconnects every ten minutes since this morning.", conv))
+    assert out.requested_slot == "contact_email"
+    kv = await VersionedKV.open(bus, CONVERSATIONS_BUCKET)
+    stored = await kv.get(conversation_key(conv))
+    assert stored is not None
+    assert ConversationState.model_validate_json(stored.value).turns == 3
