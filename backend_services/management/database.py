@@ -6,21 +6,21 @@ SQLite (``sqlite+aiosqlite:///path``) by default, PostgreSQL (``postgresql+async
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
-from sqlalchemy.pool import StaticPool
+
+from backend_services.runtime.sql import create_engine
+
+__all__ = ["Database", "alembic_config", "create_engine"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: Our own version table, so the service can share a database with other services.
@@ -35,29 +35,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = connection
     return cfg
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url`` (SQLite: foreign keys on, parent directory created)."""
-    parsed = make_url(url)
-    kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        else:
-            kwargs["poolclass"] = StaticPool  # one shared in-memory database
-        engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_pre_ping=True)
 
 
 class Database:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,20 +24,18 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend_services.marketing.lifecycle import next_status
 from backend_services.marketing.models import SegmentRule
-from backend_services.runtime.sql import UTCDateTime
+from backend_services.runtime.sql import UTCDateTime, create_engine
 
 
 class Base(DeclarativeBase):
@@ -108,12 +105,6 @@ class Conflict(ValueError):
     """The name is taken, or the change breaks a rule."""
 
 
-def _sqlite_parent(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
 def _rule_clause(rule: SegmentRule) -> ColumnElement[bool]:
     column: Any
     if rule.field == "campaign":
@@ -165,8 +156,7 @@ class MarketingStore:
     @classmethod
     async def open(cls, url: str) -> MarketingStore:
         """Connect to ``url`` and create the tables if missing."""
-        _sqlite_parent(url)
-        engine = create_async_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         return cls(engine)
