@@ -21,6 +21,7 @@ async def test_embedding_model_trains_parses_concurrently_and_round_trips(tmp_pa
     config = BuiltinConfig(use_embeddings=True, fast_path_threshold=1.1)
     engine = BuiltinEngine.train(make_data(), config)
     assert engine.classifier.uses_embeddings
+    assert engine.classifier.knn_memory is not None  # the neighbour vote is part of the model
     texts = ["good evening", "send 5 euro to Lea", "how is ticket #8 doing", "bye now", "hi"]
     sequential = [engine.parse_sync(t) for t in texts]
     assert [r.intent.name for r in sequential] == [
@@ -41,4 +42,5 @@ async def test_embedding_model_trains_parses_concurrently_and_round_trips(tmp_pa
     engine.save(tmp_path)
     loaded = BuiltinEngine.load(tmp_path)
     loaded.now = engine.now
+    assert loaded.classifier.knn_memory is not None
     assert [loaded.parse_sync(t) for t in texts] == sequential

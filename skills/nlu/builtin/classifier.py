@@ -4,7 +4,8 @@
   encoder is available -- MiniLM's *static* token embeddings averaged (its input layer: a table
   look-up, no transformer layers, ~0.1 ms), which lets more messages skip the encoder;
 * **full** (only with sentence embeddings): a linear SVM over TF-IDF concatenated with the
-  MiniLM embedding, averaged with a logistic regression over the embedding alone.
+  MiniLM embedding, a logistic regression over the embedding alone and a nearest-neighbour vote
+  (per intent, the cosine similarity of the closest training message), probabilities averaged.
 
 Scores become probabilities with a softmax whose temperature is fitted on out-of-fold scores
 (cross-validation on the training data), so confidences are calibrated. A message whose fast
@@ -42,6 +43,8 @@ class Row(NamedTuple):
 
 #: Softmax temperature when there is too little data to fit one (the value fitted on Banking77).
 DEFAULT_TEMPERATURE = 5.0
+#: Temperature of the nearest-neighbour similarities (the value fitted on Banking77).
+DEFAULT_KNN_TEMPERATURE = 30.0
 _THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
 
 
@@ -53,7 +56,8 @@ class Hyper:
     embedding_weight: float = 2.0
     static_weight: float = 2.0
     logreg_c: float = 20.0
-    embedding_mix: float = 0.5
+    embedding_mix: float = 0.3
+    knn_weight: float = 0.3
     cv_folds: int = 3
     fast_threshold: float | None = None
     fast_tolerance: float = 0.0025
@@ -93,6 +97,9 @@ class IntentClassifier:
         fast_threshold: float = 1.1,
         stats: dict[str, Any] | None = None,
         fast_dense: np.ndarray | None = None,
+        knn_memory: np.ndarray | None = None,
+        knn_starts: np.ndarray | None = None,
+        knn_temperature: float = DEFAULT_KNN_TEMPERATURE,
     ) -> None:
         self.labels = labels
         self.featurizer = featurizer
@@ -106,6 +113,10 @@ class IntentClassifier:
         self.fast_threshold = fast_threshold
         self.stats = stats or {}
         self.fast_dense = fast_dense  # (embedding dim x classes), scaled by static_weight
+        # training embeddings grouped by intent; intent k owns rows knn_starts[k]:knn_starts[k+1]
+        self.knn_memory = knn_memory
+        self.knn_starts = knn_starts
+        self.knn_temperature = knn_temperature
 
     @property
     def uses_embeddings(self) -> bool:
@@ -141,19 +152,35 @@ class IntentClassifier:
         """True if the fast model is not confident enough on its own."""
         return self.uses_embeddings and float(fast.max()) < self.fast_threshold
 
-    def full_proba(self, row: Row, embedding: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of the full model."""
+    def dense(self, embeddings: np.ndarray) -> np.ndarray:
+        """Sentence embeddings extended with their nearest-neighbour score for every intent.
+
+        Batched (one matrix product for many messages), so the micro-batcher's worker thread
+        does it rather than the event loop.
+        """
+        if self.knn_memory is None or self.knn_starts is None:
+            return embeddings
+        return np.hstack([embeddings, _knn_scores(embeddings, self.knn_memory, self.knn_starts)])
+
+    def full_proba(self, row: Row, dense: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of the full model (``dense``: a row of ``dense()``)."""
         assert self.full_sparse is not None and self.full_dense is not None
         assert self.logreg is not None
+        dim = self.full_dense.shape[0]
+        embedding = dense[:dim]
         scores = (
             row.values @ self.full_sparse.weights[row.idx]
             + embedding @ self.full_dense
             + self.full_sparse.bias
         )
-        svm = softmax(scores * self.full_temperature)
-        logreg = softmax(embedding @ self.logreg.weights + self.logreg.bias)
-        mix = self.hyper.embedding_mix
-        return (1.0 - mix) * svm + mix * logreg
+        knn = dense[dim:] if self.knn_memory is not None else None
+        return _mix(
+            scores * self.full_temperature,
+            embedding @ self.logreg.weights + self.logreg.bias,
+            self.hyper.embedding_mix,
+            None if knn is None else knn * self.knn_temperature,
+            self.hyper.knn_weight,
+        )
 
     def proba(
         self, text: str, embed: Embed | None = None, static: Embed | None = None
@@ -165,7 +192,7 @@ class IntentClassifier:
             return fast
         if embed is None:
             raise RuntimeError("this model needs sentence embeddings")
-        return self.full_proba(row, embed([text])[0])
+        return self.full_proba(row, self.dense(embed([text]))[0])
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -195,6 +222,7 @@ class IntentClassifier:
         folds = min(hyper.cv_folds, int(np.bincount(y).min()))
         stats: dict[str, Any] = {"folds": folds if folds >= 2 else 0}
         fast_t = full_t = DEFAULT_TEMPERATURE
+        knn_t = DEFAULT_KNN_TEMPERATURE
         threshold = hyper.fast_threshold if hyper.fast_threshold is not None else 0.9
         if folds >= 2:
             oof, held = _out_of_fold(
@@ -205,7 +233,18 @@ class IntentClassifier:
             if embeddings is not None:
                 yh = y[held]
                 full_t = _fit_temperature(oof["full"][held], yh)
-                full = _mix(oof["full"][held] * full_t, oof["logreg"][held], hyper.embedding_mix)
+                knn = None
+                if hyper.knn_weight > 0:
+                    knn_t = _fit_temperature(oof["knn"][held], yh)
+                    knn = oof["knn"][held] * knn_t
+                    stats["cv_knn_accuracy"] = float((knn.argmax(1) == yh).mean())
+                full = _mix(
+                    oof["full"][held] * full_t,
+                    oof["logreg"][held],
+                    hyper.embedding_mix,
+                    knn,
+                    hyper.knn_weight,
+                )
                 fast = softmax(oof["fast"][held] * fast_t, axis=1)
                 curve = _threshold_curve(fast, full, yh)
                 stats["cv_heldout_examples"] = len(yh)
@@ -221,6 +260,8 @@ class IntentClassifier:
         stats["fast_temperature"] = fast_t
         if embeddings is not None:
             stats.update(full_temperature=full_t, fast_threshold=threshold)
+            if hyper.knn_weight > 0:
+                stats["knn_temperature"] = knn_t
         report("fitting the final model", 0.8)
         X = featurizer.matrix(texts)
         models = _fit(X, y, len(labels), hyper, embeddings, statics)
@@ -238,6 +279,9 @@ class IntentClassifier:
             threshold if embeddings is not None else 1.1,
             stats,
             models.get("fast_dense"),
+            models.get("knn_memory"),
+            models.get("knn_starts"),
+            knn_t,
         )
 
 
@@ -269,7 +313,17 @@ def _fit(
         out["full_dense"] = np.ascontiguousarray(full.weights[split:] * w)
         logreg = LogisticRegression(C=hyper.logreg_c, max_iter=1000).fit(embeddings, y)
         out["logreg"] = Linear.from_sklearn(logreg, n, binary_scale=0.5)
+        if hyper.knn_weight > 0:
+            order = np.argsort(y, kind="stable")
+            out["knn_memory"] = np.ascontiguousarray(embeddings[order], np.float32)
+            out["knn_starts"] = np.searchsorted(y[order], np.arange(n)).astype(np.int64)
     return out
+
+
+def _knn_scores(embeddings: np.ndarray, memory: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """For every intent, the cosine similarity of its closest training message."""
+    sims = np.asarray(embeddings, np.float32) @ memory.T
+    return np.maximum.reduceat(sims, starts, axis=1)
 
 
 def _scores(model: Linear, X: Any) -> np.ndarray:
@@ -292,7 +346,7 @@ def _out_of_fold(
     (its held-out third is enough to fit a temperature and the fast-path threshold, and it
     keeps training on 10k messages well under the 5-minute budget).
     """
-    oof = {k: np.zeros((len(y), n)) for k in ("fast", "full", "logreg")}
+    oof = {k: np.zeros((len(y), n)) for k in ("fast", "full", "logreg", "knn")}
     splitter = StratifiedKFold(folds, shuffle=True, random_state=hyper.seed)
     held = np.empty(0, np.int64)
     for k, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
@@ -314,11 +368,27 @@ def _out_of_fold(
                 _scores(models["full_sparse"], X_test) + emb[1] @ models["full_dense"]
             )
             oof["logreg"][test] = _scores(models["logreg"], emb[1])
+            if "knn_memory" in models:
+                oof["knn"][test] = _knn_scores(emb[1], models["knn_memory"], models["knn_starts"])
     return oof, held
 
 
-def _mix(svm_scores: np.ndarray, logreg_scores: np.ndarray, mix: float) -> np.ndarray:
-    return (1 - mix) * softmax(svm_scores, axis=1) + mix * softmax(logreg_scores, axis=1)
+def _mix(
+    svm_scores: np.ndarray,
+    logreg_scores: np.ndarray,
+    mix: float,
+    knn_scores: np.ndarray | None = None,
+    knn_weight: float = 0.0,
+) -> np.ndarray:
+    """Weighted average of the full model's probabilities (SVM, regression, neighbours)."""
+    if knn_scores is None:  # a model trained without the neighbour vote
+        knn_weight = 0.0
+    svm_weight = max(0.0, 1.0 - mix - knn_weight)
+    total = svm_weight + mix + knn_weight
+    out = svm_weight * softmax(svm_scores, axis=-1) + mix * softmax(logreg_scores, axis=-1)
+    if knn_scores is not None and knn_weight > 0:
+        out = out + knn_weight * softmax(knn_scores, axis=-1)
+    return out / total
 
 
 def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:

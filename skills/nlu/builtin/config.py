@@ -40,7 +40,13 @@ class BuiltinConfig(BaseModel):
     logreg_c: float = Field(
         default=20.0, gt=0, description="C of the embedding logistic regression"
     )
-    embedding_mix: float = Field(default=0.5, ge=0, le=1, description="weight of that regression")
+    embedding_mix: float = Field(default=0.3, ge=0, le=1, description="weight of that regression")
+    knn_weight: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="weight of the nearest-neighbour vote (the SVM gets the rest)",
+    )
     cv_folds: int = Field(default=3, ge=0, description="folds for calibration and the fast path")
     fast_path_threshold: float | None = Field(
         default=None, description="fast confidence that skips the encoder; None = chosen by CV"
@@ -54,6 +60,9 @@ class BuiltinConfig(BaseModel):
     torch_threads: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
     max_batch: int = Field(
         default=64, ge=1, description="largest micro-batch of concurrent messages"
+    )
+    encode_chunk: int = Field(
+        default=16, ge=1, description="messages per encoder call within a micro-batch"
     )
     batch_wait_ms: float = Field(default=0.0, ge=0, description="extra wait to fill a micro-batch")
     cache_size: int = Field(

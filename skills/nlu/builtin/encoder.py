@@ -48,11 +48,17 @@ class SentenceEncoder:
         self._lock = threading.Lock()  # one transformer batch at a time
         # the static path runs in the event loop while a batch runs in the worker thread: it
         # gets its own tokenizer (a fast tokenizer is not re-entrant) and plain numpy tables
-        self._static_tokenizer: Any = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        # (the Rust tokenizer itself: the transformers wrapper costs ~100 us per call)
+        self._static_tokenizer: Any = AutoTokenizer.from_pretrained(
+            path, local_files_only=True
+        ).backend_tokenizer
+        self._static_tokenizer.no_padding()
+        self._static_tokenizer.enable_truncation(max_length=128)
         emb = self.model.embeddings
-        self._words = emb.word_embeddings.weight.detach().numpy().astype(np.float32)
+        words = emb.word_embeddings.weight.detach().numpy().astype(np.float32)
         self._positions = emb.position_embeddings.weight.detach().numpy().astype(np.float32)
-        self._type0 = emb.token_type_embeddings.weight[0].detach().numpy().astype(np.float32)
+        type0 = emb.token_type_embeddings.weight[0].detach().numpy().astype(np.float32)
+        self._words_type0 = words + type0  # every token has type 0
         self._ln_weight = emb.LayerNorm.weight.detach().numpy().astype(np.float32)
         self._ln_bias = emb.LayerNorm.bias.detach().numpy().astype(np.float32)
         self._ln_eps = float(emb.LayerNorm.eps)
@@ -89,13 +95,15 @@ class SentenceEncoder:
         """Mean of MiniLM's input-layer token embeddings (no transformer layers), normalised."""
         out = np.empty((len(texts), self.dim), np.float32)
         with self._static_lock:
-            ids = self._static_tokenizer(list(texts), truncation=True, max_length=128)["input_ids"]
+            ids = [e.ids for e in self._static_tokenizer.encode_batch(list(texts))]
         for i, row in enumerate(ids):
-            x = self._words[row] + self._positions[: len(row)] + self._type0
-            mean = x.mean(-1, keepdims=True)
-            var = ((x - mean) ** 2).mean(-1, keepdims=True)
-            x = (x - mean) / np.sqrt(var + self._ln_eps) * self._ln_weight + self._ln_bias
-            pooled = x.mean(0)
+            x = self._words_type0[row] + self._positions[: len(row)]
+            # mean over tokens of LayerNorm(x_t), without materialising the normalised matrix:
+            # mean_t((x_t - mu_t) / sigma_t) * weight + bias
+            mu = x.mean(1)
+            inv = 1.0 / np.sqrt(x.var(1) + self._ln_eps)
+            z = (inv @ x - float(mu @ inv)) / len(row)
+            pooled = z * self._ln_weight + self._ln_bias
             out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-9)
         return out
 

@@ -22,7 +22,12 @@ import numpy as np
 
 from skills.nlu.builtin import encoder as encoder_module
 from skills.nlu.builtin.batcher import MicroBatcher
-from skills.nlu.builtin.classifier import Hyper, IntentClassifier, Linear
+from skills.nlu.builtin.classifier import (
+    DEFAULT_KNN_TEMPERATURE,
+    Hyper,
+    IntentClassifier,
+    Linear,
+)
 from skills.nlu.builtin.config import BuiltinConfig
 from skills.nlu.builtin.features import SparseFeaturizer
 from skills.nlu.entities import EntityPipeline
@@ -101,6 +106,7 @@ class BuiltinEngine:
             "labels": c.labels,
             "fast_temperature": c.fast_temperature,
             "full_temperature": c.full_temperature,
+            "knn_temperature": c.knn_temperature,
             "fast_threshold": c.fast_threshold,
             "embeddings": encoder_module.MODEL_NAME if c.uses_embeddings else None,
             "stats": c.stats,
@@ -111,7 +117,12 @@ class BuiltinEngine:
         for key, part in (("fast", c.fast), ("full_sparse", c.full_sparse), ("logreg", c.logreg)):
             if part is not None:
                 arrays[f"{key}_w"], arrays[f"{key}_b"] = part.weights, part.bias
-        for key, dense in (("full_dense", c.full_dense), ("fast_dense", c.fast_dense)):
+        for key, dense in (
+            ("full_dense", c.full_dense),
+            ("fast_dense", c.fast_dense),
+            ("knn_memory", c.knn_memory),
+            ("knn_starts", c.knn_starts),
+        ):
             if dense is not None:
                 arrays[key] = dense
         np.savez(directory / _WEIGHTS, **arrays)  # type: ignore[arg-type]
@@ -158,6 +169,9 @@ class BuiltinEngine:
             fast_threshold=float(meta["fast_threshold"]),
             stats=dict(meta.get("stats") or {}),
             fast_dense=arrays.get("fast_dense"),
+            knn_memory=arrays.get("knn_memory"),
+            knn_starts=arrays.get("knn_starts"),
+            knn_temperature=float(meta.get("knn_temperature", DEFAULT_KNN_TEMPERATURE)),
         )
         return cls(classifier, entities, config, version=str(meta.get("version", "dev")))
 
@@ -178,8 +192,8 @@ class BuiltinEngine:
             row = self.classifier.row(text, self._static_embed)
             proba = self.classifier.fast_proba(row)
             if self.classifier.needs_embedding(proba):
-                embedding = await self._batcher().submit(text)
-                proba = self.classifier.full_proba(row, embedding)
+                dense = await self._batcher().submit(text)
+                proba = self.classifier.full_proba(row, dense)
             self._remember(text, proba)
         return self._result(text, proba)
 
@@ -238,6 +252,12 @@ class BuiltinEngine:
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         return _embedder(self.config)(texts)
 
+    def _encode_dense(self, texts: Sequence[str]) -> np.ndarray:
+        # a micro-batch holds messages of any length: small length-sorted chunks pad less
+        # (measured: 16 per chunk ~2.8 ms/message vs ~5.3 ms for one chunk of 49)
+        encoder = encoder_module.get_encoder(self.config.torch_threads)
+        return self.classifier.dense(encoder.encode(texts, self.config.encode_chunk))
+
     def _static_embed(self, texts: Sequence[str]) -> np.ndarray:
         return _static(self.config)(texts)
 
@@ -248,7 +268,7 @@ class BuiltinEngine:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="fd-nlu-encoder")
             batcher = MicroBatcher(
-                self._encode,
+                self._encode_dense,
                 self._executor,
                 max_batch=self.config.max_batch,
                 wait_s=self.config.batch_wait_ms / 1000.0,
@@ -283,6 +303,7 @@ def _hyper(cfg: BuiltinConfig) -> Hyper:
         static_weight=cfg.static_weight,
         logreg_c=cfg.logreg_c,
         embedding_mix=cfg.embedding_mix,
+        knn_weight=cfg.knn_weight,
         cv_folds=cfg.cv_folds,
         fast_threshold=cfg.fast_path_threshold,
         fast_tolerance=cfg.fast_path_tolerance,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,9 @@ BLOCKS: dict[str, dict[str, Any]] = {
     "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
 }
 
+#: Words whose character n-gram ids are cached per block (bounded: arbitrary user input).
+_WORD_CACHE_SIZE = 200_000
+
 
 class TfidfBlock:
     """One fitted TF-IDF block (sublinear tf, idf, l2-normalised)."""
@@ -29,7 +33,13 @@ class TfidfBlock:
         self.params = params
         self.vocabulary = vocabulary
         self.idf = idf.astype(np.float64)
-        self._analyze: Callable[[str], list[str]] = _vectorizer(params).build_analyzer()
+        vectorizer = _vectorizer(params)
+        self._analyze: Callable[[str], list[str]] = vectorizer.build_analyzer()
+        # char_wb n-grams never cross a word boundary, so a word's known n-gram ids are
+        # cached: most words of a new message were seen before (saves ~half the parse cost)
+        self._per_word = params["analyzer"] == "char_wb"
+        self._preprocess: Callable[[str], str] = vectorizer.build_preprocessor()
+        self._word_ids: dict[str, tuple[int, ...]] = {}
 
     @classmethod
     def fit(cls, params: dict[str, Any], texts: Sequence[str]) -> TfidfBlock:
@@ -49,13 +59,29 @@ class TfidfBlock:
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature indices and values of one text."""
-        counts = Counter(self.vocabulary[g] for g in self._analyze(text) if g in self.vocabulary)
+        if self._per_word:
+            counts = Counter(
+                chain.from_iterable(map(self._ids_of_word, self._preprocess(text).split()))
+            )
+        else:
+            counts = Counter(
+                self.vocabulary[g] for g in self._analyze(text) if g in self.vocabulary
+            )
         if not counts:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         idx = np.fromiter(counts.keys(), np.int64, len(counts))
         tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), np.float64, len(counts))
         values = tf * self.idf[idx]
         return idx, values / np.linalg.norm(values)
+
+    def _ids_of_word(self, word: str) -> tuple[int, ...]:
+        ids = self._word_ids.get(word)
+        if ids is None:
+            vocabulary = self.vocabulary
+            ids = tuple(vocabulary[g] for g in self._analyze(word) if g in vocabulary)
+            if len(self._word_ids) < _WORD_CACHE_SIZE:
+                self._word_ids[word] = ids
+        return ids
 
     def to_json(self) -> dict[str, Any]:
         """The fitted state as JSON-serialisable data."""
