@@ -52,6 +52,9 @@ def register_commands() -> None:
 
     cli_test_conversations.register(app)
     bench_e2e.register(bench_app)
+    from frontdoor import cli_bench_management
+
+    cli_bench_management.register(bench_app)
 
 
 def main() -> None:

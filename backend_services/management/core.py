@@ -83,6 +83,9 @@ class Applied:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     ticket_id: int | None = None
     user_id: int | None = None
+    #: Not stored: the answer, when the change could build it without another query. Only
+    #: set on a fresh application; a redelivery is answered from the current state.
+    out: Any = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,41 +111,60 @@ Change = Callable[[AsyncSession, Caller, datetime], Awaitable[Applied]]
 async def apply_once(ctx: HandlerContext, change: Change) -> Applied:
     """Run ``change`` in one transaction, once per intent id, then publish its events.
 
-    The intent's envelope id is stored with the change (primary key), so a redelivered intent
-    does not apply twice: it re-publishes the recorded events instead (their ids derive from the
-    intent id, so the bus keeps one copy) and answers from the current state.
+    The intent's envelope id is stored with the change (primary key, same transaction), so a
+    redelivered intent does not apply twice: the recorded result is found and its events are
+    re-published instead (their ids derive from the intent id, so the bus keeps one copy), and
+    it is answered from the current state.
+
+    On PostgreSQL the id is looked up first. On SQLite the change is simply attempted: a
+    redelivery then fails on the key (or the change itself refuses, e.g. "already closed") and
+    is rolled back without a trace (SQLite reuses the rolled-back row ids, where a PostgreSQL
+    sequence would leave a gap in the ticket numbers), and only then is the id looked up. That
+    saves a query on every first delivery.
     """
     st = state_of(ctx)
     request_id = str(ctx.envelope.id)
     now = ctx.now()
+    look_up_first = st.db.backend != "sqlite"
     applied: Applied | None = None
     for attempt in (1, 2):
         try:
-            async with st.db.session() as s, s.begin():
-                done = await s.get(ProcessedRequest, request_id)
-                if done is not None:
+            async with st.db.write_session() as s:
+                if look_up_first and (done := await s.get(ProcessedRequest, request_id)):
                     applied = Applied.from_row(done)
-                else:
-                    caller = await caller_of(s, ctx)
-                    try:
-                        applied = await change(s, caller, now)
-                    except TransitionError as exc:
-                        raise HandlerError(str(exc)) from exc
-                    s.add(
-                        ProcessedRequest(
-                            request_id=request_id,
-                            action=ctx.action,
-                            ticket_id=applied.ticket_id,
-                            result=applied.to_json(),
-                            created_at=now,
-                        )
+                    break
+                caller = await caller_of(s, ctx)
+                try:
+                    applied = await change(s, caller, now)
+                except TransitionError as exc:
+                    raise HandlerError(str(exc)) from exc
+                s.add(
+                    ProcessedRequest(
+                        request_id=request_id,
+                        action=ctx.action,
+                        ticket_id=applied.ticket_id,
+                        result=applied.to_json(),
+                        created_at=now,
                     )
+                )
             break
-        except IntegrityError:
-            if attempt == 2:
+        except Exception as exc:
+            if look_up_first and not isinstance(exc, IntegrityError):
+                raise  # not applied before (we looked): the change itself failed
+            # Already applied (a redelivery, or a concurrent delivery committed first)?
+            applied = await _recorded(st, request_id)
+            if applied is not None:
+                break
+            if not isinstance(exc, IntegrityError) or attempt == 2:
                 raise
-            # A concurrent delivery of the same intent committed first: answer from its result.
     assert applied is not None
     for event_type, payload in applied.events:
         await ctx.emit(event_type, payload)
     return applied
+
+
+async def _recorded(st: ManagementState, request_id: str) -> Applied | None:
+    """What the intent ``request_id`` did, if it was applied already."""
+    async with st.db.session() as s:
+        done = await s.get(ProcessedRequest, request_id)
+        return Applied.from_row(done) if done is not None else None

@@ -5,6 +5,9 @@ SQLite (``sqlite+aiosqlite:///path``) by default, PostgreSQL (``postgresql+async
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -44,15 +47,36 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time and makes the others poll with sleeps (busy timeout):
+        # under concurrency that sleeping is most of a write's latency. Our own write
+        # transactions queue here instead and run back to back; other processes (the CLI,
+        # another instance) still meet the busy timeout. PostgreSQL needs no such queue.
+        self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        # At most as many sessions at once as the pool keeps connections: beyond that the pool
+        # would open an "overflow" connection per session and close it after (for aiosqlite a
+        # new thread, a connect and the pragmas each time), which under load cost more than
+        # the queries themselves. Waiting a moment for a pooled connection is cheaper.
+        size = getattr(self.engine.sync_engine.pool, "size", None)
+        self._slots = asyncio.Semaphore(size()) if callable(size) and size() > 0 else None
 
     @property
     def backend(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
-    def session(self) -> AsyncSession:
-        """A new session (use ``async with db.session() as s, s.begin(): ...``)."""
-        return self.sessions()
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads: ``async with db.session() as s: ...`` (writes: ``write_session``
+        or ``async with db.session() as s, s.begin(): ...``)."""
+        async with self._slots or nullcontext(), self.sessions() as s:
+            yield s
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed on success (one writer at a time on
+        SQLite within this process; concurrent on PostgreSQL)."""
+        async with self._write_lock or nullcontext(), self.session() as s, s.begin():
+            yield s
 
     async def migrate(self, revision: str = "head") -> None:
         """Run the Alembic migrations up to ``revision`` (serialised across instances on PG)."""

@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend_services.management import domain_events as ev
 from backend_services.management import tickets_repo as repo
 from backend_services.management import users_repo
-from backend_services.management.core import Applied, apply_once, caller_of, service, state_of
+from backend_services.management.core import (
+    Applied,
+    actor_key,
+    apply_once,
+    caller_of,
+    service,
+    state_of,
+)
 from backend_services.management.errors import Denied, HandlerError
 from backend_services.management.lifecycle import ANYONE, PRIORITIES, STAFF, higher_priority, label
 from backend_services.management.schemas_tickets import (
@@ -31,7 +38,7 @@ from backend_services.management.schemas_tickets import (
     TicketTagIn,
     TicketUpdate,
 )
-from backend_services.management.tables import Ticket, User
+from backend_services.management.tables import Ticket, TicketTag, User
 from backend_services.management.tickets_repo import Caller
 from backend_services.runtime import HandlerContext
 
@@ -43,21 +50,41 @@ def _check_access(ticket: Ticket, caller: Caller) -> None:
         )
 
 
+_TYPE_BY_MODEL = {m: t for t, m in ev.EVENT_TYPES.items()}
+
+
 async def _event(
     s: AsyncSession, ticket: Ticket, model: type[ev.TicketEvent], **extra: object
 ) -> tuple[str, dict]:
     """``(type, payload)`` of a ticket event with the ticket's snapshot."""
-    type_by_model = {m: t for t, m in ev.EVENT_TYPES.items()}
     payload = model.model_validate({**await repo.snapshot(s, ticket), **extra})
-    return type_by_model[model], payload.model_dump(mode="json")
+    return _TYPE_BY_MODEL[model], payload.model_dump(mode="json")
+
+
+async def _check_read_access(s: AsyncSession, ticket: Ticket, ctx: HandlerContext) -> None:
+    """Refuse callers who may not see ``ticket`` (like ``_check_access``, fewer queries).
+
+    Staff (by the actor's roles) and whoever opened the ticket need no user lookup; only other
+    callers are looked up (their registered user or email may make them the requester).
+    """
+    actor = ctx.actor
+    if actor.has_any(STAFF):
+        return
+    key = actor_key(ctx.envelope.conversation.channel, actor.id)
+    if actor.id != "anonymous" and ticket.created_by == key:
+        return
+    _check_access(ticket, await caller_of(s, ctx))
 
 
 async def _ticket_out(ctx: HandlerContext, applied: Applied) -> TicketOut:
+    """The answer: built by the change itself when it could, else read from the database."""
+    if isinstance(applied.out, TicketOut):
+        return applied.out
     assert applied.ticket_id is not None
+    staff = ctx.actor.has_any(STAFF)  # what ``Caller.staff`` says
     async with state_of(ctx).db.session() as s:
-        ticket = await repo.load(s, applied.ticket_id)
-        caller = await caller_of(s, ctx)
-        return await repo.to_out(s, ticket, internal=caller.staff, message=applied.message)
+        _, out = await repo.load_out(s, applied.ticket_id, internal=staff, message=applied.message)
+        return out
 
 
 async def _agent(s: AsyncSession, ref: str, caller: Caller) -> User:
@@ -90,7 +117,10 @@ async def ticket_create(payload: TicketCreate, ctx: HandlerContext) -> TicketOut
                 errors=[{"loc": ["requester_email"], "msg": "Field required", "type": "missing"}],
             )
         email = email.lower()
-        requester = await s.scalar(select(User).where(User.email == email))
+        if caller.user is not None and caller.user.email == email:
+            requester: User | None = caller.user  # no need to look them up again
+        else:
+            requester = await s.scalar(select(User).where(User.email == email))
         if requester is None and caller.user is not None and not caller.staff:
             requester = caller.user
         first_due, resolve_due = st.sla.due(payload.priority, now)
@@ -113,8 +143,9 @@ async def ticket_create(payload: TicketCreate, ctx: HandlerContext) -> TicketOut
             resolution_due_at=resolve_due,
         )
         s.add(ticket)
-        await s.flush()
-        await repo.change_tags(s, ticket, payload.tags, [])
+        await s.flush()  # the ticket's number, for the rows below (written at the commit)
+        tags = sorted(set(payload.tags))
+        s.add_all([TicketTag(ticket_id=ticket.id, tag=tag) for tag in tags])
         repo.record(
             s,
             ticket,
@@ -129,7 +160,9 @@ async def ticket_create(payload: TicketCreate, ctx: HandlerContext) -> TicketOut
             },
         )
         created = await _event(s, ticket, ev.TicketCreated, channel=conv.channel, tags=payload.tags)
-        return Applied(ticket_id=ticket.id, events=[created])
+        # A new ticket has no comments and no assignee: answer without reading it back.
+        out = repo.build_out(ticket, assignee=None, tags=tags, comments=[])
+        return Applied(ticket_id=ticket.id, events=[created], out=out)
 
     return await _ticket_out(ctx, await apply_once(ctx, change))
 
@@ -138,10 +171,10 @@ async def ticket_create(payload: TicketCreate, ctx: HandlerContext) -> TicketOut
 async def ticket_get(payload: TicketRef, ctx: HandlerContext) -> TicketOut:
     """A ticket with its comments (internal notes for agents only)."""
     async with state_of(ctx).db.session() as s:
-        ticket = await repo.load(s, payload.ticket)
-        caller = await caller_of(s, ctx)
-        _check_access(ticket, caller)
-        return await repo.to_out(s, ticket, internal=caller.staff)
+        # Internal notes are read only for staff, known from the actor before the access check.
+        ticket, out = await repo.load_out(s, payload.ticket, internal=ctx.actor.has_any(STAFF))
+        await _check_read_access(s, ticket, ctx)
+        return out
 
 
 @service.handler("ticket_search", roles=ANYONE, summary="Find tickets")
@@ -160,7 +193,7 @@ async def ticket_history(payload: TicketRef, ctx: HandlerContext) -> TicketHisto
     """Who changed what, when."""
     async with state_of(ctx).db.session() as s:
         ticket = await repo.load(s, payload.ticket)
-        _check_access(ticket, await caller_of(s, ctx))
+        await _check_read_access(s, ticket, ctx)
         return TicketHistoryOut(number=ticket.id, entries=await repo.history(s, ticket.id))
 
 

@@ -189,7 +189,7 @@ async def api_key_create(payload: ApiKeyCreate, ctx: HandlerContext) -> ApiKeyCr
             "'frontdoor users' CLI), never in a chat: chat answers are kept on the event bus."
         )
     st = state_of(ctx)
-    async with st.db.session() as s, s.begin():
+    async with st.db.write_session() as s:
         user = await repo.get_user(s, payload.user)
         row, key = await repo.create_api_key(s, user, payload.name, ctx.now())
         return ApiKeyCreated(id=row.id, user=user.handle, name=row.name, prefix=row.prefix, key=key)
@@ -198,7 +198,7 @@ async def api_key_create(payload: ApiKeyCreate, ctx: HandlerContext) -> ApiKeyCr
 @service.handler("api_key_revoke", roles=ADMIN, summary="Revoke an API key")
 async def api_key_revoke(payload: ApiKeyRevoke, ctx: HandlerContext) -> ApiKeyRevoked:
     """The key stops working at once."""
-    async with state_of(ctx).db.session() as s, s.begin():
+    async with state_of(ctx).db.write_session() as s:
         row = await repo.revoke_api_key(s, payload.key_id, ctx.now())
         user = await s.get(User, row.user_id)
         return ApiKeyRevoked(id=row.id, user=user.handle if user else "?", name=row.name)
@@ -214,9 +214,10 @@ async def resolve(s: AsyncSession, channel: str, identity: str, now: datetime) -
     if channel == "api":
         user = await repo.user_by_api_key(s, identity, now)
         actor_id = f"{repo.USER_ACTOR_PREFIX}{user.handle}" if user else "anonymous"
+        roles = await repo.roles_of(s, user) if user else []
     else:
         channel, value = parse_identity(f"{channel}:{identity}")
-        user = await repo.user_by_identity(s, channel, value)
+        user, roles = await repo.user_and_roles_by_identity(s, channel, value)
         actor_id = value
     if user is None:
         return ResolvedActor(channel=channel, actor_id=actor_id, known=False, roles=["user"])
@@ -227,14 +228,19 @@ async def resolve(s: AsyncSession, channel: str, identity: str, now: datetime) -
         user=user.handle,
         name=user.name,
         email=user.email,
-        roles=await repo.roles_of(s, user),
+        roles=roles,
     )
 
 
 @service.handler("resolve_actor", roles=None, summary="Roles of a channel identity")
 async def resolve_actor(payload: ResolveActor, ctx: HandlerContext) -> ResolvedActor:
     """Used by the front door (and the HTTP door for API keys) to fill ``Actor.roles``."""
-    async with state_of(ctx).db.session() as s, s.begin():
+    db = state_of(ctx).db
+    if payload.channel.strip().lower() != "api":
+        # A channel identity is only read: no write transaction (nor its commit) needed.
+        async with db.session() as s:
+            return await resolve(s, payload.channel, payload.identity, ctx.now())
+    async with db.write_session() as s:  # records the key's last use
         return await resolve(s, payload.channel, payload.identity, ctx.now())
 
 

@@ -52,7 +52,7 @@ async def bootstrap_admins(st: ManagementState, ctx: ServiceContext) -> list[str
     changed: list[str] = []
     now = ctx.now()
     for channel, value in st.settings.admin_identity_list():
-        async with st.db.session() as s, s.begin():
+        async with st.db.write_session() as s:
             before_user = await users_repo.user_by_identity(s, channel, value)
             before = await users_repo.roles_of(s, before_user) if before_user else []
             user, did_change = await users_repo.ensure_admin_identity(s, channel, value, now)

@@ -50,7 +50,7 @@ class SlaChecker:
         """Claim and announce every breach up to now; forget old processed request ids."""
         now = self.clock()
         reported: list[TicketSlaBreached] = []
-        async with self.db.session() as s, s.begin():
+        async with self.db.write_session() as s:
             for ticket, kind, due_at in await repo.claim_breaches(s, now):
                 payload = TicketSlaBreached.model_validate(
                     {

@@ -195,6 +195,7 @@ class ProcessedRequest(Base):
     """
 
     __tablename__ = "mgmt_processed_requests"
+    __table_args__ = (Index("ix_mgmt_processed_requests_created_at", "created_at"),)
 
     request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     action: Mapped[str] = mapped_column(String(64))

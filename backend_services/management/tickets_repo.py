@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend_services.management.errors import NotFound
@@ -161,13 +161,47 @@ async def handle_of(s: AsyncSession, user_id: int | None) -> str | None:
     return await s.scalar(select(User.handle).where(User.id == user_id))
 
 
-async def to_out(
-    s: AsyncSession, ticket: Ticket, *, internal: bool, message: str | None = None
-) -> TicketOut:
-    """The output model; ``internal`` includes internal notes (staff only)."""
-    query = select(TicketComment).where(TicketComment.ticket_id == ticket.id)
-    if not internal:
-        query = query.where(TicketComment.public.is_(True))
+_LOAD_OUT: dict[tuple[str, bool], Select[Any]] = {}
+
+
+def _load_out_query(dialect: str, internal: bool) -> Select[Any]:
+    """``load_out``'s query, built once per dialect and visibility (building it cost more
+    than running it)."""
+    query = _LOAD_OUT.get((dialect, internal))
+    if query is None:
+        # Tags never contain a comma (validated), so a comma-joined aggregate is safe to split.
+        if dialect == "postgresql":
+            joined = func.string_agg(TicketTag.tag, ",")
+        else:
+            joined = func.group_concat(TicketTag.tag, ",")
+        tags = select(joined).where(TicketTag.ticket_id == Ticket.id).scalar_subquery()
+        assignee = select(User.handle).where(User.id == Ticket.assignee_id).scalar_subquery()
+        on = TicketComment.ticket_id == Ticket.id
+        if not internal:
+            on = on & TicketComment.public.is_(True)
+        query = (
+            select(Ticket, assignee, tags, TicketComment)
+            .outerjoin(TicketComment, on)
+            .where(Ticket.id == bindparam("number"))
+            .order_by(TicketComment.id)
+        )
+        _LOAD_OUT[(dialect, internal)] = query
+    return query
+
+
+async def load_out(
+    s: AsyncSession, number: int, *, internal: bool, message: str | None = None
+) -> tuple[Ticket, TicketOut]:
+    """The ticket ``#number`` (or ``NotFound``) and its output model, in one query.
+
+    ``internal`` includes internal notes (staff only). The assignee's handle and the tags come
+    as scalar subqueries, the comments by an outer join (one row per comment).
+    """
+    query = _load_out_query(s.get_bind().dialect.name, internal)
+    rows = (await s.execute(query, {"number": number})).all()
+    if not rows:
+        raise NotFound(f"There is no ticket #{number}.")
+    ticket, handle, tag_list = rows[0][0], rows[0][1], rows[0][2]
     comments = [
         CommentOut(
             id=c.id,
@@ -177,8 +211,28 @@ async def to_out(
             body=c.body,
             created_at=c.created_at,
         )
-        for c in await s.scalars(query.order_by(TicketComment.id))
+        for *_, c in rows
+        if c is not None
     ]
+    out = build_out(
+        ticket,
+        assignee=handle,
+        tags=sorted(tag_list.split(",")) if tag_list else [],
+        comments=comments,
+        message=message,
+    )
+    return ticket, out
+
+
+def build_out(
+    ticket: Ticket,
+    *,
+    assignee: str | None,
+    tags: list[str],
+    comments: list[CommentOut],
+    message: str | None = None,
+) -> TicketOut:
+    """The output model of a ticket, given its assignee's handle, tags and comments."""
     return TicketOut(
         number=ticket.id,
         subject=ticket.subject,
@@ -187,8 +241,8 @@ async def to_out(
         priority=ticket.priority,  # type: ignore[arg-type]
         requester_email=ticket.requester_email,
         requester_name=ticket.requester_name,
-        assignee=await handle_of(s, ticket.assignee_id),
-        tags=await tags_of(s, ticket.id),
+        assignee=assignee,
+        tags=tags,
         escalation_level=ticket.escalation_level,
         merged_into=ticket.merged_into_id,
         csat_score=ticket.csat_score,

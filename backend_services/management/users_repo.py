@@ -59,6 +59,24 @@ async def user_by_identity(s: AsyncSession, channel: str, value: str) -> User | 
     )
 
 
+async def user_and_roles_by_identity(
+    s: AsyncSession, channel: str, value: str
+) -> tuple[User | None, list[str]]:
+    """The user an identity belongs to and their effective roles, in one query."""
+    rows = (
+        await s.execute(
+            select(User, UserRole.role)
+            .join(Identity, Identity.user_id == User.id)
+            .outerjoin(UserRole, UserRole.user_id == User.id)
+            .where(Identity.channel == channel, Identity.value == value)
+        )
+    ).all()
+    if not rows:
+        return None, []
+    user = rows[0][0]
+    return user, effective_roles({role for _, role in rows if role}, user.active)
+
+
 async def user_by_api_key(s: AsyncSession, key: str, now: datetime | None = None) -> User | None:
     """The owner of an unrevoked API key (records ``last_used_at`` when ``now`` is given)."""
     row = await s.scalar(
