@@ -436,7 +436,7 @@ def own_stack(*, split: bool = False) -> Any:
                     env.update(NATS_URL=asyncio.run(server.start()), FRONTDOOR_DATA_DIR=str(data))
                     names = registry.service_names()
                     for name in names:
-                        spawn("serve", name)
+                        spawn("serve", name, "--port", str(free_port()))  # its HTTP door
                     _wait_for_lines(log_path, [f"service {n} is serving" for n in names], procs)
                     spawn("serve", "gateway", "--port", str(port))
                 _wait_healthy(base, procs, log_path)

@@ -9,6 +9,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -239,31 +240,42 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def listen(settings: FrontdoorSettings) -> socket.socket:
+    """Bind the HTTP port now, so a taken port is a clear error before anything else starts."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+            "(is another Frontdoor running there? choose another one with --port)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 async def serve_http(
-    app: FastAPI, settings: FrontdoorSettings, stop: asyncio.Event, on_ready: Callable[[str], None]
+    app: FastAPI,
+    settings: FrontdoorSettings,
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None],
+    sock: socket.socket,
 ) -> None:
-    """Serve ``app`` until ``stop`` is set (or uvicorn fails); call ``on_ready(base_url)``."""
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+    """Serve ``app`` on the bound ``sock`` until ``stop`` is set; call ``on_ready(base_url)``."""
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     server = _Server(config)
-    task = asyncio.create_task(server.serve(), name="uvicorn")
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
     if task.done():
-        await task
         raise ConfigurationError(
             f"the web server could not start on {settings.host}:{settings.port} (see the log)"
         )
-    port = settings.port
-    with contextlib.suppress(Exception):
-        port = server.servers[0].sockets[0].getsockname()[1]
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    port = sock.getsockname()[1]
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
     on_ready(f"http://{host}:{port}")
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -312,7 +324,8 @@ async def run_up(settings: FrontdoorSettings) -> None:
     if not os.environ.get("FRONTDOOR_SESSION_SECRET"):
         os.environ["FRONTDOOR_SESSION_SECRET"] = _local_secret(data_dir / "session-secret")
     stop = asyncio.Event()
-    with _stop_on_signals(stop):
+    sock = listen(settings)
+    with _stop_on_signals(stop), contextlib.closing(sock):
         stack = await open_bus(settings, embedded=True, name="frontdoor-up")
         try:
             names = settings.selected_services(registry.service_names())
@@ -325,6 +338,7 @@ async def run_up(settings: FrontdoorSettings) -> None:
                 settings,
                 stop,
                 lambda base: _announce(base, names, stack.server is not None),
+                sock,
             )
         finally:
             log.info("stopping")
@@ -340,7 +354,8 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
             f"unknown component {component!r}: use 'gateway' or one of {', '.join(names)}"
         )
     stop = asyncio.Event()
-    with _stop_on_signals(stop):
+    sock = listen(settings)
+    with _stop_on_signals(stop), contextlib.closing(sock):
         stack = await open_bus(settings, embedded=False, name=f"frontdoor-{component}")
         try:
             if component == "gateway":
@@ -352,6 +367,7 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                     lambda base: print(
                         f"gateway serving on {base} (docs: {base}/docs)", flush=True
                     ),
+                    sock,
                 )
             else:
                 await start_services(stack, [component])
@@ -368,6 +384,7 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                         "Ctrl+C to stop",
                         flush=True,
                     ),
+                    sock,
                 )
         finally:
             await stack.aclose()

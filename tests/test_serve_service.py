@@ -69,3 +69,32 @@ async def test_serve_one_service_with_its_three_doors(
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 30)
     assert code == 0, log_path.read_text()[-3000:]
+
+
+@pytest.mark.timeout(60)
+async def test_a_taken_port_is_a_clear_error_before_anything_starts(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
+        env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"))
+        for command in (["serve", "management"], ["up", "--data-dir", str(tmp_path / "up")]):
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "frontdoor.cli", *command, "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=45,
+            )
+            assert done.returncode == 2, done.stderr[-2000:]
+            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+            assert "--port" in done.stderr
+    # nothing was started: `up` left no embedded server behind
+    assert not (tmp_path / "up" / "nats-server.pid").exists()
