@@ -119,3 +119,13 @@ async def ask_door(
     status = {403: "denied", 422: "invalid", 409: "invalid"}.get(response.status_code, "error")
     detail = body.get("detail")
     return Reply(text=detail if isinstance(detail, str) else str(detail), status=status)
+
+
+async def assert_all_ok(
+    door: str, bus: Bus, runner: ServiceRunner, calls: list[tuple[str, dict[str, Any], Actor]]
+) -> None:
+    """Each ``(action, payload, actor)`` of ``calls`` answers ``ok`` with data on ``door``."""
+    for action, payload, actor in calls:
+        reply = await ask_door(door, bus, runner, action, payload, actor)
+        assert reply.status == "ok", (door, action, reply.text)
+        assert reply.data is not None

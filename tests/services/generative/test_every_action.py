@@ -11,7 +11,7 @@ from backend_services.generative.service import service
 from backend_services.generative.settings import GenerativeSettings
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
-from tests.services.doors import AGENT, DOORS, USER, ask_door
+from tests.services.doors import AGENT, DOORS, USER, ask_door, assert_all_ok
 
 EXPERTS = Path(__file__).parent / "experts.yml"
 CALLS = [
@@ -37,10 +37,7 @@ async def runner(bus: Bus) -> AsyncIterator[ServiceRunner]:
 async def test_every_action_on_every_door(bus: Bus, runner: ServiceRunner) -> None:
     assert {a for a, _, _ in CALLS} == set(service.handlers)
     for door in DOORS:
-        for action, payload, actor in CALLS:
-            reply = await ask_door(door, bus, runner, action, payload, actor)
-            assert reply.status == "ok", (door, action, reply.text)
-            assert reply.data is not None
+        await assert_all_ok(door, bus, runner, CALLS)
         ask = await ask_door(door, bus, runner, "expert_ask", CALLS[3][1], USER)
         assert ask.data and ask.data["sources"][0]["source"] == "billing.txt", door
         denied = await ask_door(door, bus, runner, "marketing_copy", {"product": "x"}, USER)
