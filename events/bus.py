@@ -46,7 +46,7 @@ from events.streams import (
     service_consumer_config,
     stream_configs,
 )
-from events.wire import PublishAcks, delivery_fields, next_msg
+from events.wire import PublishAcks, StoredAck, delivery_fields, next_msg
 from events.worker import Delivery, DeliveryHandler, PullLoop, Worker
 
 __all__ = ["Bus", "Delivery", "DeliveryHandler", "Worker", "subject_for"]
@@ -242,10 +242,15 @@ class Bus:
         seq, duplicate = await self._retry(once, f"publish {envelope.type}")
         return int(seq), bool(duplicate)
 
-    async def publish_async(self, envelope: Envelope) -> asyncio.Future[Any]:
-        """Send without waiting; the returned future resolves to the PubAck (for bulk/bench)."""
-        return await self._js.publish_async(
-            subject_for(envelope), envelope.to_bytes(), headers={"Nats-Msg-Id": str(envelope.id)}
+    async def publish_async(self, envelope: Envelope) -> asyncio.Future[StoredAck]:
+        """Send without waiting; the returned future resolves to the stream's ack (``.seq``,
+        ``.duplicate``) or fails after ``publish_timeout``. For bulk work: no retry across a
+        reconnect here (``publish`` retries; publishing the same envelope again is harmless)."""
+        return await self._acks.publish_nowait(
+            subject_for(envelope),
+            envelope.to_bytes(),
+            {"Nats-Msg-Id": str(envelope.id)},
+            timeout=self.publish_timeout,
         )
 
     async def last_sequence(self, stream: str = subjects.EVENT_STREAM) -> int:

@@ -79,7 +79,7 @@ class StoredAck:
     duplicate: bool
 
 
-def _expire(future: asyncio.Future[Msg]) -> None:
+def _expire(future: asyncio.Future[StoredAck]) -> None:
     if not future.done():
         future.set_exception(nats.errors.TimeoutError())
 
@@ -96,7 +96,7 @@ class PublishAcks:
         self._nc = nc
         self._prefix = ""
         self._cut = 0
-        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._waiting: dict[str, asyncio.Future[StoredAck]] = {}
         self._counter = 0
         self._lock = asyncio.Lock()
 
@@ -112,8 +112,12 @@ class PublishAcks:
 
     async def _on_ack(self, msg: Msg) -> None:
         future = self._waiting.get(msg.subject[self._cut :])
-        if future is not None and not future.done():
-            future.set_result(msg)
+        if future is None or future.done():
+            return
+        try:
+            future.set_result(parse_stored_ack(msg))
+        except Exception as exc:  # JetStream refused it: the publisher gets the error
+            future.set_exception(exc)
 
     async def publish(
         self, subject: str, data: bytes, headers: dict[str, str], timeout: float
@@ -121,21 +125,47 @@ class PublishAcks:
         """Publish and wait up to ``timeout`` s for JetStream to store it."""
         if not self._prefix:
             await self.start()
-        self._counter += 1
-        token = format(self._counter, "x")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Msg] = loop.create_future()
-        self._waiting[token] = future
+        token, future = self._expect()
         try:
             await self._nc.publish(subject, data, reply=self._prefix + token, headers=headers)
-            timer = loop.call_later(timeout, _expire, future)
+            timer = asyncio.get_running_loop().call_later(timeout, _expire, future)
             try:
-                msg = await future
+                return await future
             finally:
                 timer.cancel()
         finally:
             del self._waiting[token]
-        return parse_stored_ack(msg)
+
+    async def publish_nowait(
+        self, subject: str, data: bytes, headers: dict[str, str], timeout: float
+    ) -> asyncio.Future[StoredAck]:
+        """Publish; the returned future resolves to the ack (or fails after ``timeout`` s).
+
+        The pipelined form of ``publish`` for bulk work: send many, then await their acks.
+        """
+        if not self._prefix:
+            await self.start()
+        token, future = self._expect()
+        try:
+            await self._nc.publish(subject, data, reply=self._prefix + token, headers=headers)
+        except BaseException:
+            del self._waiting[token]
+            raise
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, future)
+
+        def settled(_: asyncio.Future[StoredAck]) -> None:
+            timer.cancel()
+            del self._waiting[token]
+
+        future.add_done_callback(settled)
+        return future
+
+    def _expect(self) -> tuple[str, asyncio.Future[StoredAck]]:
+        self._counter += 1
+        token = format(self._counter, "x")
+        future: asyncio.Future[StoredAck] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        return token, future
 
 
 def parse_stored_ack(msg: Msg) -> StoredAck:
