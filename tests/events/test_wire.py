@@ -70,6 +70,42 @@ async def test_publish_acks_time_out_when_nothing_answers(nats_server: EmbeddedN
         await nc.close()
 
 
+async def test_pipelined_publishes_resolve_in_order_and_clean_up(bus: Bus) -> None:
+    acks = PublishAcks(bus.nc)
+    envs = [reply_env("wire-pipe") for _ in range(20)]
+    subject = subjects.event_subject("web", "wire-pipe", "reply")
+    futures = [
+        await acks.publish_nowait(subject, e.to_bytes(), {"Nats-Msg-Id": str(e.id)}, 5.0)
+        for e in envs
+    ]
+    seqs = [(await f).seq for f in futures]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 20
+    again = await acks.publish_nowait(
+        subject, envs[0].to_bytes(), {"Nats-Msg-Id": str(envs[0].id)}, 5.0
+    )
+    assert (await again).duplicate and (await again).seq == seqs[0]
+    assert (await (await bus.publish_async(envs[1]))).seq == seqs[1]
+    await asyncio.sleep(0)  # the done callbacks run on the next loop iteration
+    assert not acks._waiting
+
+
+async def test_pipelined_publish_errors_reach_the_future(nats_server: EmbeddedNats) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        await nc.subscribe("silent.subject")
+        acks = PublishAcks(nc)
+        silent = await acks.publish_nowait("silent.subject", b"x", {}, timeout=0.3)
+        no_stream = await acks.publish_nowait("not.a.stream.subject", b"x", {}, timeout=5.0)
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await no_stream
+        with pytest.raises(nats.errors.TimeoutError):
+            await silent
+        await asyncio.sleep(0)
+        assert not acks._waiting
+    finally:
+        await nc.close()
+
+
 async def test_next_msg_reads_in_order_and_times_out(bus: Bus) -> None:
     sub = await bus.nc.subscribe("wire.queue")
     try:
