@@ -128,3 +128,19 @@ def test_builtin_value_wins_over_regex_and_crf_for_the_same_entity() -> None:
     assert [(e.value, e.extractor) for e in found] == [("44", "builtin")]
     assert pipeline.tagger is not None
     assert [e.text for e in pipeline.tagger.extract("close ticket #44")] == ["#44"]
+
+
+def test_repeated_messages_reuse_learned_entities_but_dates_follow_the_clock(
+    engine: BuiltinEngine,
+) -> None:
+    text = "send 20 euro to Bobby since yesterday"
+    pipeline = engine.entities
+    first = pipeline.extract(text, datetime(2026, 11, 25))
+    hits = pipeline._learned.cache_info().hits
+    later = pipeline.extract(text, datetime(2026, 12, 2))
+    assert pipeline._learned.cache_info().hits == hits + 1  # the CRF did not run again
+    assert find(later, "person") == find(first, "person")
+    assert find(first, "time")[0].value == "2026-11-24"
+    assert find(later, "time")[0].value == "2026-12-01"  # not frozen by the cache
+    pipeline.tagger = pipeline.tagger  # a new tagger forgets what the old one found
+    assert pipeline._learned.cache_info().currsize == 0
