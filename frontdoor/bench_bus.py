@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -94,13 +95,13 @@ async def measure_publish(bus: Bus, events: int, window: int) -> tuple[float, fl
         Envelope.new("bench.event", {"i": i}, conversation=conv, actor=_ACTOR)
         for i in range(events)
     ]
-    pending: set[asyncio.Future[object]] = set()
+    pending: set[asyncio.Future[Any]] = set()
     room = asyncio.Event()
     failures = 0
 
     # O(1) per publish: each ack frees its slot from a done callback (``asyncio.wait`` on the
     # whole window for every publish would cost the driver O(window) each time).
-    def settled(fut: asyncio.Future[object]) -> None:
+    def settled(fut: asyncio.Future[Any]) -> None:
         nonlocal failures
         pending.discard(fut)
         if fut.cancelled() or fut.exception() is not None:

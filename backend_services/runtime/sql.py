@@ -72,7 +72,9 @@ def _inline_creator(database: str) -> Callable[[], Any]:
         return sqlite3.connect(database, check_same_thread=False)
 
     async def create() -> InlineSQLiteConnection:
-        return await InlineSQLiteConnection(connector, iter_chunk_size=64)
+        connection = InlineSQLiteConnection(connector, iter_chunk_size=64)
+        await connection  # starts its thread and connects there
+        return connection
 
     return create
 
