@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from skills.nlu.builtin import BuiltinEngine
-from skills.nlu.builtin.batcher import MicroBatcher
+from skills.nlu.builtin.batcher import LoopBatcher, MicroBatcher
 
 from .test_persistence import TEXTS
 
@@ -51,4 +51,39 @@ async def test_micro_batcher_passes_errors_to_every_caller() -> None:
         results = await asyncio.gather(
             *(batcher.submit(t) for t in ("a", "b")), return_exceptions=True
         )
+    assert all(isinstance(r, ValueError) for r in results)
+
+
+async def test_micro_batcher_chunks_answer_their_callers_as_each_chunk_is_done() -> None:
+    calls: list[list[str]] = []
+
+    def lengths(texts: Sequence[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([[len(t)] for t in texts], dtype=np.float32)
+
+    with ThreadPoolExecutor(1) as pool:
+        batcher = MicroBatcher(lengths, pool, max_batch=64, chunk=4)
+        texts = ["x" * n for n in (9, 1, 7, 3, 5, 2, 8, 4, 6, 10)]
+        rows = await asyncio.gather(*(batcher.submit(t) for t in texts))
+    assert [int(r[0]) for r in rows] == [len(t) for t in texts]
+    # one micro-batch, sorted by length, cut into chunks of 4 (short messages pad less)
+    assert [[len(t) for t in call] for call in calls] == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+
+
+async def test_loop_batcher_runs_once_per_loop_iteration() -> None:
+    calls: list[list[str]] = []
+
+    def upper(texts: list[str]) -> list[str]:
+        calls.append(texts)
+        if "boom" in texts:
+            raise ValueError("fast path failed")
+        return [t.upper() for t in texts]
+
+    batcher: LoopBatcher[str] = LoopBatcher(upper)
+    assert await asyncio.gather(*(batcher.submit(t) for t in "abc")) == ["A", "B", "C"]
+    assert await batcher.submit("d") == "D"
+    assert calls == [["a", "b", "c"], ["d"]]
+    results = await asyncio.gather(
+        *(batcher.submit(t) for t in ("e", "boom")), return_exceptions=True
+    )
     assert all(isinstance(r, ValueError) for r in results)

@@ -1,8 +1,17 @@
-"""Dynamic micro-batching: concurrent ``await``s of one costly batch function share one call.
+"""Dynamic micro-batching: concurrent ``await``s of one batch function share one call.
+
+``MicroBatcher`` (the sentence encoder) runs the batch in a worker thread; ``LoopBatcher`` (the
+cheap fast path) runs it in the event loop, once per loop iteration for every message submitted
+in the previous one, so numpy is called once per batch instead of once per message.
 
 Requests that arrive while a batch is running (or within ``wait_s`` of the first one) are
 encoded together in a worker thread, so 50 concurrent callers cost a few batched encoder calls
 instead of 50 single ones, and the event loop stays free.
+
+With ``chunk``, a micro-batch is sorted by text length and cut into chunks of that size, all
+queued on the (one-thread) executor at once, and each chunk's callers are answered as soon as
+their chunk is done: they go on with their next (cheap) messages on the event loop while the
+worker encodes the following chunk, instead of the loop and the worker taking turns.
 """
 
 from __future__ import annotations
@@ -10,22 +19,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 import numpy as np
 
 BatchFn = Callable[[Sequence[str]], np.ndarray]
+T = TypeVar("T")
 
 
 class MicroBatcher:
     """Collects texts from concurrent callers and runs ``fn`` on them in batches."""
 
     def __init__(
-        self, fn: BatchFn, executor: ThreadPoolExecutor, max_batch: int = 64, wait_s: float = 0.0
+        self,
+        fn: BatchFn,
+        executor: ThreadPoolExecutor,
+        max_batch: int = 64,
+        wait_s: float = 0.0,
+        chunk: int | None = None,
     ):
         self.fn = fn
         self.executor = executor
         self.max_batch = max_batch
         self.wait_s = wait_s
+        self.chunk = chunk
         self._pending: list[tuple[str, asyncio.Future[np.ndarray]]] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -45,13 +62,53 @@ class MicroBatcher:
         while self._pending:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
-            try:
-                rows = await loop.run_in_executor(self.executor, self.fn, [t for t, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            if self.chunk:
+                batch.sort(key=lambda item: len(item[0]))
+                parts = [batch[i : i + self.chunk] for i in range(0, len(batch), self.chunk)]
             else:
-                for row, (_, future) in zip(rows, batch, strict=True):
-                    if not future.done():
-                        future.set_result(row)
+                parts = [batch]
+            # queue every part now: the worker never waits for the loop between parts
+            calls = [
+                loop.run_in_executor(self.executor, self.fn, [t for t, _ in part]) for part in parts
+            ]
+            for part, call in zip(parts, calls, strict=True):
+                try:
+                    rows = await call
+                except Exception as exc:
+                    for _, future in part:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for row, (_, future) in zip(rows, part, strict=True):
+                        if not future.done():
+                            future.set_result(row)
+
+
+class LoopBatcher(Generic[T]):
+    """Runs ``fn`` in the event loop on every text submitted during one loop iteration."""
+
+    def __init__(self, fn: Callable[[list[str]], Sequence[T]]):
+        self.fn = fn
+        self._pending: list[tuple[str, asyncio.Future[T]]] = []
+
+    def submit(self, text: str) -> asyncio.Future[T]:
+        """A future of ``fn``'s item for ``text`` (callers resumed together share one call)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._run)  # after every callback already ready in this iteration
+        self._pending.append((text, future))
+        return future
+
+    def _run(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            results = self.fn([t for t, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for result, (_, future) in zip(results, batch, strict=True):
+                if not future.done():
+                    future.set_result(result)

@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
-from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
@@ -131,22 +130,47 @@ class IntentClassifier:
 
     def row(self, text: str, static: Embed | None = None) -> Row:
         """The cheap features of one message (``static`` is needed if ``uses_static``)."""
-        idx, values = self.featurizer.row(text)
-        vector = None
-        if self.fast_dense is not None:
-            if static is None:
-                raise RuntimeError("this model needs sentence embeddings")
-            vector = static([text])[0]
-        return Row(idx, values, vector)
+        return self.fast_batch([text], static)[0][0]
 
     def fast_proba(self, row: Row) -> np.ndarray:
         """Calibrated probabilities of the fast model."""
+        return self.fast_probas([row])[0]
+
+    def fast_batch(
+        self, texts: Sequence[str], static: Embed | None = None
+    ) -> tuple[list[Row], np.ndarray]:
+        """Cheap features and fast-model probabilities (messages x intents) of many messages.
+
+        The serving path: every message waiting in one event-loop iteration goes through one
+        call (one static-embedding batch, one scoring pass), and ``parse_sync`` goes through it
+        with one message, so a message scores the same alone or in a batch.
+        """
+        parts = [self.featurizer.row(t) for t in texts]
+        statics = None
+        if self.fast_dense is not None:
+            if static is None:
+                raise RuntimeError("this model needs sentence embeddings")
+            statics = static(texts)
+        rows = [
+            Row(idx, values, None if statics is None else statics[i])
+            for i, (idx, values) in enumerate(parts)
+        ]
+        return rows, self._fast_scores(rows, statics)
+
+    def fast_probas(self, rows: Sequence[Row]) -> np.ndarray:
+        """Fast-model probabilities (messages x intents) of ``rows``."""
+        statics = None
+        if self.fast_dense is not None and all(r.static is not None for r in rows):
+            statics = np.stack([r.static for r in rows])  # type: ignore[misc]
+        return self._fast_scores(rows, statics)
+
+    def _fast_scores(self, rows: Sequence[Row], statics: np.ndarray | None) -> np.ndarray:
         if self.fast is None:
-            return np.ones(1)
-        scores = row.values @ self.fast.weights[row.idx] + self.fast.bias
-        if self.fast_dense is not None and row.static is not None:
-            scores = scores + row.static @ self.fast_dense
-        return softmax(scores * self.fast_temperature)
+            return np.ones((len(rows), 1))
+        scores = _sparse_scores(rows, self.fast.weights) + self.fast.bias
+        if self.fast_dense is not None and statics is not None:
+            scores = scores + statics @ self.fast_dense
+        return softmax(scores * self.fast_temperature, axis=-1)
 
     def needs_embedding(self, fast: np.ndarray) -> bool:
         """True if the fast model is not confident enough on its own."""
@@ -186,13 +210,12 @@ class IntentClassifier:
         self, text: str, embed: Embed | None = None, static: Embed | None = None
     ) -> np.ndarray:
         """Probabilities for one message (``embed`` is called only when the cascade needs it)."""
-        row = self.row(text, static)
-        fast = self.fast_proba(row)
-        if not self.needs_embedding(fast):
-            return fast
+        rows, fast = self.fast_batch([text], static)
+        if not self.needs_embedding(fast[0]):
+            return fast[0]
         if embed is None:
             raise RuntimeError("this model needs sentence embeddings")
-        return self.full_proba(row, self.dense(embed([text]))[0])
+        return self.full_proba(rows[0], self.dense(embed([text]))[0])
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -320,6 +343,19 @@ def _fit(
     return out
 
 
+def _sparse_scores(rows: Sequence[Row], weights: np.ndarray) -> np.ndarray:
+    """``values @ weights[idx]`` of every row, in one gather (float64, row order kept)."""
+    lengths = np.fromiter((len(r.idx) for r in rows), np.int64, len(rows))
+    out = np.zeros((len(rows), weights.shape[1]))
+    if lengths.any():
+        idx = np.concatenate([r.idx for r in rows])
+        values = np.concatenate([r.values for r in rows])
+        starts = np.cumsum(lengths) - lengths
+        filled = lengths > 0  # reduceat cannot express an empty segment
+        out[filled] = np.add.reduceat(weights[idx] * values[:, None], starts[filled], axis=0)
+    return out
+
+
 def _knn_scores(embeddings: np.ndarray, memory: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """For every intent, the cosine similarity of its closest training message."""
     sims = np.asarray(embeddings, np.float32) @ memory.T
@@ -389,6 +425,12 @@ def _mix(
     if knn_scores is not None and knn_weight > 0:
         out = out + knn_weight * softmax(knn_scores, axis=-1)
     return out / total
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """scipy.special.softmax's arithmetic without its dispatch overhead (~12 us per call)."""
+    z = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return z / np.sum(z, axis=axis, keepdims=True)
 
 
 def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,7 +58,16 @@ class BuiltinConfig(BaseModel):
         le=1,
         description="held-out accuracy the fast path may cost (CV choice)",
     )
-    torch_threads: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
+    encoder_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="runs MiniLM: ONNX Runtime (exported once to a cache dir) or PyTorch;"
+        " auto = onnx if onnxruntime imports (same embeddings up to ~1e-6: models stay valid)",
+    )
+    torch_threads: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        ge=1,
+        description="intra-op threads of the encoder (PyTorch or ONNX Runtime)",
+    )
     max_batch: int = Field(
         default=64, ge=1, description="largest micro-batch of concurrent messages"
     )

@@ -6,7 +6,6 @@ plain arrays so a model is saved without pickle and one message is featurised in
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import chain
@@ -70,7 +69,7 @@ class TfidfBlock:
         if not counts:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         idx = np.fromiter(counts.keys(), np.int64, len(counts))
-        tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), np.float64, len(counts))
+        tf = np.log(np.fromiter(counts.values(), np.float64, len(counts))) + 1.0  # sublinear
         values = tf * self.idf[idx]
         return idx, values / np.linalg.norm(values)
 
