@@ -2,8 +2,8 @@
 
 Without ``--url`` it starts its own stack on a free port, data in a temporary directory, rate
 limit raised for the run: ``frontdoor up`` in a child process (embedded nats-server, every
-service and the gateway in one process), or with ``--split`` the production shape (one
-``frontdoor serve`` process per service plus the gateway), and stops it afterwards. It then also
+service and the gateway in one process), or with ``--split`` ``frontdoor up --split`` (each
+service in its own process, the production shape), and stops it afterwards. It then also
 reports the CPU time the stack's processes (nats-server included) spent per turn, a number that
 other load on the machine hardly changes. Each conversation plays ``SCRIPT`` (greeting, help, a
 ticket opened through the form, its status, metrics questions answered by the analysis
@@ -378,25 +378,13 @@ def _wait_healthy(base: str, procs: list[subprocess.Popen[bytes]], log_path: Pat
         time.sleep(0.25)
 
 
-def _wait_for_lines(log_path: Path, needles: list[str], procs: list[Any]) -> None:
-    deadline = time.monotonic() + 120
-    while not all(n in log_path.read_text(errors="replace") for n in needles):
-        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-            raise RuntimeError(f"services did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.25)
-
-
 @contextlib.contextmanager
 def own_stack(*, split: bool = False) -> Any:
     """Start a stack on a free port in a temporary directory; yield ``(base URL, pids)``.
 
-    One process (``frontdoor up``: embedded nats-server, every service and the gateway), or
-    with ``split`` the production shape: an embedded nats-server started here, one
-    ``frontdoor serve <service>`` process per service and ``frontdoor serve gateway``.
+    ``frontdoor up`` in a child process: one process (embedded nats-server, every service and
+    the gateway), or with ``split`` ``frontdoor up --split`` (each service in its own process).
     """
-    from backend_services import registry
-    from events.embedded import EmbeddedNats
-
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "FRONTDOOR_NATS_URL")}
@@ -408,7 +396,6 @@ def own_stack(*, split: bool = False) -> Any:
         data = Path(tmp) / "data"
         log_path = Path(tmp) / "stack.log"
         procs: list[subprocess.Popen[bytes]] = []
-        server: EmbeddedNats | None = None
         base = f"http://127.0.0.1:{port}"
         with log_path.open("wb") as log:
 
@@ -423,25 +410,16 @@ def own_stack(*, split: bool = False) -> Any:
                 )
 
             try:
-                if not split:
-                    spawn("up", "--port", str(port), "--data-dir", str(data))
-                else:
-                    if not env.get("FRONTDOOR_NLU_MODELS_DIR"):
-                        raise RuntimeError(
-                            "--split needs a trained model: set FRONTDOOR_NLU_MODELS_DIR "
-                            "(frontdoor train --out models)"
-                        )
-                    data.mkdir(parents=True)
-                    server = EmbeddedNats(data / "nats")
-                    env.update(NATS_URL=asyncio.run(server.start()), FRONTDOOR_DATA_DIR=str(data))
-                    names = registry.service_names()
-                    for name in names:
-                        spawn("serve", name, "--port", str(free_port()))  # its HTTP door
-                    _wait_for_lines(log_path, [f"service {n} is serving" for n in names], procs)
-                    spawn("serve", "gateway", "--port", str(port))
+                spawn(
+                    "up",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(data),
+                    *(["--split"] if split else []),
+                )
                 _wait_healthy(base, procs, log_path)
-                pids = [p.pid for p in procs] + ([server.pid] if server and server.pid else [])
-                yield base, pids
+                yield base, [p.pid for p in procs]
             finally:
                 for proc in reversed(procs):
                     proc.send_signal(signal.SIGINT)
@@ -451,8 +429,6 @@ def own_stack(*, split: bool = False) -> Any:
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait(5)
-                if server is not None:
-                    asyncio.run(server.stop())
 
 
 def register(bench_app: typer.Typer) -> None:
@@ -467,8 +443,8 @@ def register(bench_app: typer.Typer) -> None:
         split: bool = typer.Option(
             False,
             "--split",
-            help="Start the stack as separate processes (gateway, one per service) "
-            "instead of one `frontdoor up`",
+            help="Start `frontdoor up --split` (each service in its own process) instead of "
+            "`frontdoor up` in one process",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON"),
     ) -> None:

@@ -43,6 +43,13 @@ def register(app: typer.Typer) -> None:
         data_dir: Path = typer.Option(
             None, "--data-dir", help="Local state [FRONTDOOR_DATA_DIR, ./.frontdoor]"
         ),
+        split: bool = typer.Option(
+            False,
+            "--split",
+            envvar="FRONTDOOR_UP_SPLIT",
+            help="Run each service in its own child process (uses every CPU core; more memory) "
+            "[FRONTDOOR_UP_SPLIT]",
+        ),
     ) -> None:
         """Run everything locally: NATS (embedded unless NATS_URL), every service, the gateway."""
         from frontdoor.logs import configure_logging
@@ -50,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
         settings = _settings(host=host, port=port, data_dir=data_dir)
         configure_logging(settings.log_format, settings.log_level)
-        _run(run_up(settings))
+        _run(run_up(settings, split=split))
 
     @app.command("serve")
     def serve(

@@ -52,6 +52,8 @@ class Stack:
     runners: list[ServiceRunner] = field(default_factory=list)
     closers: list[Closer] = field(default_factory=list)
     pid_file: Path | None = None
+    #: where the bus is connected (children of ``up --split`` connect there too)
+    nats_url: str = ""
 
     async def aclose(self) -> None:
         """Stop services, close the gateway's resources and the bus, stop the embedded server."""
@@ -106,7 +108,7 @@ async def open_bus(settings: FrontdoorSettings, *, embedded: bool, name: str) ->
             (pid_file.parent / NATS_URL_FILE).unlink(missing_ok=True)
         raise
     log.info("connected to NATS", url=redact_url(url))
-    return Stack(bus=bus, server=server, pid_file=pid_file)
+    return Stack(bus=bus, server=server, pid_file=pid_file, nats_url=url)
 
 
 async def start_services(stack: Stack, names: list[str]) -> None:
@@ -284,7 +286,7 @@ async def serve_http(
     await task
 
 
-def _announce(base: str, services: list[str], embedded: bool) -> None:
+def _announce(base: str, services: list[str], embedded: bool, split: bool = False) -> None:
     lines = [
         "",
         "Frontdoor is up.",
@@ -292,7 +294,8 @@ def _announce(base: str, services: list[str], embedded: bool) -> None:
         f"  API docs   : {base}/docs",
         f"  intents API: POST {base}/api/intents/<service>/<action>",
         f"  services   : {', '.join(services) or 'none'}"
-        + (" (HTTP doors under /services)" if services else ""),
+        + (" (HTTP doors under /services)" if services else "")
+        + (", one process each" if split and services else ""),
         f"  NATS       : {'embedded nats-server' if embedded else 'NATS_URL'}",
         "Press Ctrl+C to stop.",
         "",
@@ -311,8 +314,9 @@ def _local_secret(path: Path) -> str:
     return value
 
 
-async def run_up(settings: FrontdoorSettings) -> None:
-    """``frontdoor up``: everything in one process until SIGINT/SIGTERM."""
+async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
+    """``frontdoor up``: everything in one process until SIGINT/SIGTERM (with ``split`` each
+    service in a child process, see ``frontdoor.processes``)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Services build their own settings from the environment: make them use this data dir.
     data_dir = settings.data_dir.resolve()
@@ -329,15 +333,25 @@ async def run_up(settings: FrontdoorSettings) -> None:
         stack = await open_bus(settings, embedded=True, name="frontdoor-up")
         try:
             names = settings.selected_services(registry.service_names())
-            await start_services(stack, names)
+            processes = None
+            if split:
+                from frontdoor.processes import ServiceProcesses, forwarding_router
+
+                processes = ServiceProcesses(names, stack.nats_url)
+                stack.closers.append(processes.stop)  # before the nats-server stops
+                await processes.start()
+            else:
+                await start_services(stack, names)
             if stop.is_set():
                 return
             app = await build_gateway(settings, stack, train_if_missing=True)
+            if processes is not None:
+                app.include_router(forwarding_router(processes))
             await serve_http(
                 app,
                 settings,
                 stop,
-                lambda base: _announce(base, names, stack.server is not None),
+                lambda base: _announce(base, names, stack.server is not None, split),
                 sock,
             )
         finally:

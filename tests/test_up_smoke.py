@@ -1,5 +1,7 @@
 """``frontdoor up`` end to end: a real process, embedded NATS, a ticket through the headless API,
-then SIGINT: a clean exit (code 0) and no nats-server left behind."""
+then SIGINT: a clean exit (code 0) and no nats-server left behind. The same with ``--split``
+(each service a child process): the services' HTTP doors still answer under /services, and no
+child outlives ``up``."""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def _pgrep(pattern: str) -> list[int]:
 
 
 @pytest.mark.timeout(240)
-def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("split", [False, True], ids=["one-process", "split"])
+def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: bool) -> None:
     data_dir = tmp_path / "fd-data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "FRONTDOOR_NATS_URL")}
@@ -55,6 +58,7 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path) -> None:
                 str(port),
                 "--data-dir",
                 str(data_dir),
+                *(["--split"] if split else []),
             ],
             cwd=ROOT,
             env=env,
@@ -62,6 +66,7 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
+    children: list[str] = []
     try:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
@@ -104,6 +109,15 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path) -> None:
         assert got.status_code == 403, got.text
         assert got.json()["reply"]["status"] == "denied"
         assert httpx.post(f"{base}/api/intents/nosuch/thing", json={}).status_code == 404
+        # a service's own HTTP door (in split mode forwarded to its process): no API key, 401
+        door = httpx.post(f"{base}/services/management/ticket_get", json={"ticket": number})
+        assert door.status_code == 401, door.text
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "frontdoor.cli serve management"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert bool(children) == split, children
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -118,4 +132,6 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path) -> None:
     assert not _alive(nats_pid), "the embedded nats-server outlived frontdoor up"
     assert not pid_file.exists()
     assert _pgrep(str(data_dir)) == [], "a process still runs with the data dir"
+    for child in children:
+        assert not _alive(int(child)), "a service process outlived frontdoor up"
     assert "embedded nats-server stopped" in output
