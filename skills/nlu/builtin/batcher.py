@@ -25,6 +25,7 @@ import numpy as np
 
 BatchFn = Callable[[Sequence[str]], np.ndarray]
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class MicroBatcher:
@@ -75,13 +76,9 @@ class MicroBatcher:
                 try:
                     rows = await call
                 except Exception as exc:
-                    for _, future in part:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _settle(part, None, exc)
                 else:
-                    for row, (_, future) in zip(rows, part, strict=True):
-                        if not future.done():
-                            future.set_result(row)
+                    _settle(part, list(rows), None)
 
 
 class LoopBatcher(Generic[T]):
@@ -105,10 +102,21 @@ class LoopBatcher(Generic[T]):
         try:
             results = self.fn([t for t, _ in batch])
         except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _settle(batch, None, exc)
         else:
-            for result, (_, future) in zip(results, batch, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            _settle(batch, results, None)
+
+
+def _settle(
+    waiting: Sequence[tuple[str, asyncio.Future[U]]],
+    results: Sequence[U] | None,
+    error: Exception | None,
+) -> None:
+    """Give each caller of ``waiting`` its item of ``results``, or ``error`` to all of them."""
+    for i, (_, future) in enumerate(waiting):
+        if future.done():
+            continue
+        if error is not None or results is None:
+            future.set_exception(error or RuntimeError("no result"))
+        else:
+            future.set_result(results[i])
