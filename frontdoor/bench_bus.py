@@ -23,9 +23,10 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -34,6 +35,8 @@ from events import subjects
 from events.bus import Bus
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
+
+T = TypeVar("T")
 
 BENCH_SERVICE = "benchecho"
 _ACTOR = Actor(id="bench", roles=("user",))
@@ -135,49 +138,57 @@ def _process_cpu_seconds(pid: int) -> float | None:
         return None
 
 
-class _ReplyWaiter:
-    """One ordered tail of the bench conversation's replies, resolving futures by correlation."""
+class ReplyWaiter(Generic[T]):
+    """One ordered tail of replies matching ``filter_subject``, resolving the future of each
+    correlation id with ``resolve(envelope)`` (an exception ``resolve`` raises fails it)."""
 
-    def __init__(self, bus: Bus, conv_id: str) -> None:
+    def __init__(self, bus: Bus, filter_subject: str, resolve: Callable[[Envelope], T]) -> None:
         self._bus = bus
-        self._filter = subjects.events_filter(
-            channel="api", conversation_id=conv_id, envelope_type="reply"
-        )
-        self._waiting: dict[uuid.UUID, asyncio.Future[float]] = {}
+        self._filter = filter_subject
+        self._resolve = resolve
+        self._waiting: dict[uuid.UUID, asyncio.Future[T]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        # Start after the last stored event: every reply published from now on is read, with
-        # no race between creating the consumer and the first publish.
+        """Start reading after the last stored event: every reply published from now on is
+        read, with no race between creating the consumer and the first publish."""
         first = await self._bus.last_sequence() + 1
         self._task = asyncio.create_task(self._run(first))
 
     async def _run(self, first: int) -> None:
-        clock = time.perf_counter
-        waiting = self._waiting
+        waiting, resolve = self._waiting, self._resolve
         async for _, env in self._bus.tail(self._filter, from_seq=first):
             fut = waiting.pop(env.correlation_id, None)
             if fut is not None and not fut.done():
-                if env.payload.get("status") != "ok":
-                    fut.set_exception(RuntimeError(f"bench handler failed: {env.payload}"))
-                else:
-                    fut.set_result(clock())
+                try:
+                    fut.set_result(resolve(env))
+                except Exception as exc:
+                    fut.set_exception(exc)
 
-    def expect(self, correlation_id: uuid.UUID) -> asyncio.Future[float]:
-        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    def expect(self, correlation_id: uuid.UUID) -> asyncio.Future[T]:
+        """The future the reply to ``correlation_id`` resolves (call before publishing)."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = fut
         return fut
 
     async def stop(self) -> None:
+        """Stop reading."""
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
 
+def _arrival_time(env: Envelope) -> float:
+    """When a bench reply was read (``perf_counter``); a failed handler fails the round trip."""
+    if env.payload.get("status") != "ok":
+        raise RuntimeError(f"bench handler failed: {env.payload}")
+    return time.perf_counter()
+
+
 async def measure_latency(
     bus: Bus,
-    waiter: _ReplyWaiter,
+    waiter: ReplyWaiter[float],
     conv_id: str,
     in_flight: int,
     requests: int,
@@ -249,7 +260,7 @@ async def run_bench(
     bus = await Bus.connect(nats_url, name="frontdoor-bench")
     service_bus = await Bus.connect(nats_url, name="frontdoor-bench-service")
     runner = ServiceRunner(_bench_service(), service_bus, concurrency=64)
-    waiter: _ReplyWaiter | None = None
+    waiter: ReplyWaiter[float] | None = None
     try:
         seconds, rate = await measure_publish(bus, events, window)
         result = BenchResult(
@@ -263,7 +274,11 @@ async def run_bench(
         )
         await runner.start()
         conv_id = f"bench-{uuid.uuid4().hex[:8]}"
-        waiter = _ReplyWaiter(bus, conv_id)
+        waiter = ReplyWaiter(
+            bus,
+            subjects.events_filter(channel="api", conversation_id=conv_id, envelope_type="reply"),
+            _arrival_time,
+        )
         await waiter.start()
         await measure_latency(bus, waiter, conv_id, 1, 50)  # warm-up
         pid = server.pid if server else None

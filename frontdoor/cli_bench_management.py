@@ -31,10 +31,12 @@ from events.bus import Bus
 from events.embedded import EmbeddedNats, free_port
 from events.envelope import Actor, Conversation, Envelope
 from events.micro import micro_subject
-from frontdoor.bench_bus import _process_cpu_seconds
+from frontdoor.bench_bus import ReplyWaiter, _process_cpu_seconds
 from frontdoor.eventloop import run
 
 CHANNEL: Final = "web"
+#: The bench channel's replies: each intent's reply payload, by correlation id.
+Replies = ReplyWaiter[dict[str, Any]]
 
 
 @dataclass
@@ -49,39 +51,8 @@ class PhaseResult:
     calls_per_s: float
 
 
-class _Replies:
-    """One tail of the bench channel's replies, resolving futures by correlation id."""
-
-    def __init__(self, bus: Bus) -> None:
-        self._bus = bus
-        self._waiting: dict[uuid.UUID, asyncio.Future[dict[str, Any]]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        first = await self._bus.last_sequence() + 1
-        flt = subjects.events_filter(channel=CHANNEL, envelope_type="reply")
-        self._task = asyncio.create_task(self._run(flt, first))
-
-    async def _run(self, flt: str, first: int) -> None:
-        async for _, env in self._bus.tail(flt, from_seq=first):
-            fut = self._waiting.pop(env.correlation_id, None)
-            if fut is not None and not fut.done():
-                fut.set_result(env.payload)
-
-    def expect(self, correlation_id: uuid.UUID) -> asyncio.Future[dict[str, Any]]:
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[correlation_id] = fut
-        return fut
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
 async def _intent(
-    bus: Bus, replies: _Replies, actor: Actor, action: str, payload: dict[str, Any]
+    bus: Bus, replies: Replies, actor: Actor, action: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
     """Send an intent in the actor's own conversation; its ``ok`` reply's JSON."""
     env = Envelope.new(
@@ -139,7 +110,7 @@ async def _phase(
     )
 
 
-async def _round(bus: Bus, replies: _Replies, pid: int, concurrency: int) -> list[PhaseResult]:
+async def _round(bus: Bus, replies: Replies, pid: int, concurrency: int) -> list[PhaseResult]:
     """One round on new users: resolve each, each opens a ticket, then reads it back."""
     tag = uuid.uuid4().hex[:6]
     actors = [
@@ -205,7 +176,11 @@ async def run_bench(
             stdout=asyncio.subprocess.DEVNULL,
         )
         bus = await Bus.connect(nats_server.url, name="bench-management")
-        replies = _Replies(bus)
+        replies: Replies = ReplyWaiter(
+            bus,
+            subjects.events_filter(channel=CHANNEL, envelope_type="reply"),
+            lambda env: env.payload,
+        )
         try:
             for _ in range(300):  # wait until the service answers
                 with contextlib.suppress(Exception):
