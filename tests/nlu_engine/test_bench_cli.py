@@ -29,8 +29,9 @@ TEST_ROWS = [
 ]
 
 
-def run_bench(train: Path, test: Path) -> dict[str, object]:
-    done = subprocess.run(
+def bench_nlu(train: Path, test: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``frontdoor bench nlu --json --embeddings off`` in a child process."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -44,14 +45,17 @@ def run_bench(train: Path, test: Path) -> dict[str, object]:
             "--json",
             "--embeddings",
             "off",
-            "--concurrency",
-            "5",
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=Path(__file__).resolve().parents[2],
     )
+
+
+def run_bench(train: Path, test: Path) -> dict[str, object]:
+    done = bench_nlu(train, test, "--concurrency", "5")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # exactly one JSON object on stdout
 
@@ -100,25 +104,7 @@ def test_bench_on_rasa_yaml(tmp_path: Path) -> None:
 def test_bench_rejects_unknown_file_types(tmp_path: Path) -> None:
     bad = tmp_path / "data.txt"
     bad.write_text("hello\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "frontdoor.cli",
-            "bench",
-            "nlu",
-            "--train",
-            str(bad),
-            "--test",
-            str(bad),
-            "--json",
-            "--embeddings",
-            "off",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = bench_nlu(bad, bad)
     assert done.returncode == 2
     assert "expected a .yml/.yaml" in done.stderr
 
