@@ -90,19 +90,24 @@ def _per_day(window: Window, counts: dict[datetime, int]) -> list[tuple[str, flo
     return [(d, float(per_day.get(d, 0))) for d in _days(window, inside)]
 
 
+def _total(window: Window, counts: dict[datetime, int]) -> int:
+    """The sum of the hourly ``counts`` inside ``window``."""
+    return sum(n for h, n in counts.items() if h in window)
+
+
 def conversations(views: AnalysisViews, window: Window) -> MetricAnswer:
     """Conversations started and messages received in the window."""
-    started = [at for at in views.conversation_start.values() if at in window]
-    messages = sum(n for h, n in views.messages.items() if h in window)
+    started = _total(window, views.conversations_started)
+    messages = _total(window, views.messages)
     return MetricAnswer(
         metric="conversations",
         period=window.period,
-        value=float(len(started)),
+        value=float(started),
         text=(
-            f"{_plural(len(started), 'conversation')} started {window.label}, "
+            f"{_plural(started, 'conversation')} started {window.label}, "
             f"with {_plural(messages, 'message')} received."
         ),
-        data={"conversations": len(started), "messages": messages},
+        data={"conversations": started, "messages": messages},
         series_title="Messages per day",
         series=_per_day(window, views.messages),
     )
@@ -110,23 +115,24 @@ def conversations(views: AnalysisViews, window: Window) -> MetricAnswer:
 
 def tickets_opened(views: AnalysisViews, window: Window) -> MetricAnswer:
     """Tickets created in the window, by priority."""
-    opened = [t for t in views.tickets.values() if t.created_at and t.created_at in window]
-    by_priority = Counter(t.priority for t in opened)
+    by_priority: Counter[str] = Counter()
+    per_hour: dict[datetime, int] = {}
+    for hour, priorities in views.tickets_created.items():
+        if hour in window and (n := sum(priorities.values())):
+            by_priority.update(priorities)
+            per_hour[hour] = n
+    opened = sum(per_hour.values())
     detail = ", ".join(f"{by_priority[p]} {p}" for p in _priorities(by_priority))
-    verb = "was" if len(opened) == 1 else "were"
-    text = f"{_plural(len(opened), 'ticket')} {verb} opened {window.label}"
-    per_day: Counter[datetime] = Counter()
-    for t in opened:
-        assert t.created_at is not None
-        per_day[t.created_at.replace(minute=0, second=0, microsecond=0)] += 1
+    verb = "was" if opened == 1 else "were"
+    text = f"{_plural(opened, 'ticket')} {verb} opened {window.label}"
     return MetricAnswer(
         metric="tickets_opened",
         period=window.period,
-        value=float(len(opened)),
+        value=float(opened),
         text=f"{text} ({detail})." if opened else f"{text}.",
-        data={"opened": len(opened), "by_priority": dict(by_priority)},
+        data={"opened": opened, "by_priority": dict(+by_priority)},
         series_title="Tickets opened per day",
-        series=_per_day(window, per_day),
+        series=_per_day(window, per_hour),
     )
 
 
@@ -137,7 +143,7 @@ def _priorities(counter: Counter[str]) -> list[str]:
 
 def open_tickets(views: AnalysisViews, window: Window) -> MetricAnswer:
     """Tickets open right now, by priority (the window does not apply)."""
-    open_now = Counter(t.priority for t in views.tickets.values() if t.is_open)
+    open_now = +views.open_by_priority
     total = sum(open_now.values())
     detail = ", ".join(f"{open_now[p]} {p}" for p in _priorities(open_now))
     verb = "is" if total == 1 else "are"
@@ -203,9 +209,8 @@ def fallback_rate(views: AnalysisViews, window: Window) -> MetricAnswer:
 
 def containment(views: AnalysisViews, window: Window) -> MetricAnswer:
     """Share of conversations (started in the window) that never needed a human."""
-    started = [k for k, at in views.conversation_start.items() if at in window]
-    handed = sum(1 for k in started if k in views.handed_off)
-    total = len(started)
+    total = _total(window, views.conversations_started)
+    handed = _total(window, views.handed_off_started)
     rate = (total - handed) / total if total else None
     text = (
         f"Containment {window.label} is {rate:.1%}: {total - handed} of "

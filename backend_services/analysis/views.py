@@ -3,7 +3,10 @@
 ``AnalysisViews.apply(seq, envelope)`` folds one event in; nothing else changes the views, so
 the same events in the same order always give the same views (``snapshot()`` compares them).
 Counts are kept in hourly UTC buckets, which makes every day/week/month period exact; ticket
-facts, conversations and reply latencies are kept per item.
+facts, conversations and reply latencies are kept per item too. What the headline questions
+count (conversations started, of those handed off, tickets opened by priority, tickets open
+now) is also kept as running counts updated by ``apply``, so answering them costs the number of
+hours in the period, not the number of conversations or tickets ever seen.
 
 Events read (unknown types and fields are ignored):
 - ``message.received``: conversation volume, conversation start, reply-latency start.
@@ -87,6 +90,14 @@ class AnalysisViews:
     pending_turns: OrderedDict[str, datetime] = field(default_factory=OrderedDict)
     latencies: list[tuple[datetime, float]] = field(default_factory=list)
     tickets: dict[str, TicketFacts] = field(default_factory=dict)
+    #: conversations started per hour, and of those the ones handed off (at any time)
+    conversations_started: Counter[datetime] = field(default_factory=Counter)
+    handed_off_started: Counter[datetime] = field(default_factory=Counter)
+    #: tickets created per hour by their current priority; tickets open now by priority
+    tickets_created: dict[datetime, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    open_by_priority: Counter[str] = field(default_factory=Counter)
     csat: list[tuple[datetime, int]] = field(default_factory=list)
     sla_breaches: list[tuple[datetime, str, str]] = field(default_factory=list)
 
@@ -104,7 +115,7 @@ class AnalysisViews:
         elif kind == "intent.detected":
             self._intent(env)
         elif kind.startswith("handoff.") or kind == "ticket.escalated":
-            self.handed_off.add(_conv_key(env))
+            self._handed_off(_conv_key(env))
         if kind.startswith("ticket."):
             self._ticket(env)
 
@@ -113,12 +124,24 @@ class AnalysisViews:
     def _message(self, env: Envelope) -> None:
         at = env.occurred_at
         self.messages[hour_of(at)] += 1
-        self.conversation_start.setdefault(_conv_key(env), at)
+        conv = _conv_key(env)
+        if conv not in self.conversation_start:
+            self.conversation_start[conv] = at
+            self.conversations_started[hour_of(at)] += 1
+            if conv in self.handed_off:
+                self.handed_off_started[hour_of(at)] += 1
         key = str(env.correlation_id)
         if key not in self.pending_turns:
             self.pending_turns[key] = at
             if len(self.pending_turns) > MAX_PENDING_TURNS:
                 self.pending_turns.popitem(last=False)
+
+    def _handed_off(self, conv: str) -> None:
+        if conv in self.handed_off:
+            return
+        self.handed_off.add(conv)
+        if (start := self.conversation_start.get(conv)) is not None:
+            self.handed_off_started[hour_of(start)] += 1
 
     def _reply(self, env: Envelope) -> None:
         started = self.pending_turns.pop(str(env.correlation_id), None)
@@ -152,12 +175,22 @@ class AnalysisViews:
             self.sla_breaches.append((at, number, str(payload.get("kind") or "unknown")))
             return
         facts = self.tickets.get(number)
+        before: tuple[str, bool] | None = None
         if facts is None:
             if kind != "ticket.created":
                 return  # its creation is older than the stream's retention
             facts = self.tickets[number] = TicketFacts(
                 number=number, created_at=at, requester=env.actor.id
             )
+        else:
+            before = (facts.priority, facts.is_open)
+        self._update_ticket(facts, env)
+        self._recount_ticket(facts, before)
+
+    def _update_ticket(self, facts: TicketFacts, env: Envelope) -> None:
+        payload = env.payload
+        at = env.occurred_at
+        kind = env.type
         if priority := payload.get("priority"):
             facts.priority = str(priority)
         status = payload.get("new_status") or payload.get("status")
@@ -176,6 +209,20 @@ class AnalysisViews:
                 staff = env.actor.has_any({"agent", "admin"}) or env.actor.id != facts.requester
             if public and staff:
                 facts.first_response_at = at
+
+    def _recount_ticket(self, facts: TicketFacts, before: tuple[str, bool] | None) -> None:
+        """Move ``facts`` in the running counts from ``before`` (priority, open; ``None``: new)."""
+        after = (facts.priority, facts.is_open)
+        if before == after or facts.created_at is None:
+            return
+        created = self.tickets_created[hour_of(facts.created_at)]
+        if before is not None:
+            _decrement(created, before[0])
+            if before[1]:
+                _decrement(self.open_by_priority, before[0])
+        created[after[0]] += 1
+        if after[1]:
+            self.open_by_priority[after[0]] += 1
 
     # -- comparison -------------------------------------------------------------------------
 
@@ -208,6 +255,14 @@ class AnalysisViews:
                 )
                 for t in self.tickets.values()
             ),
+            "conversations_started": sorted(
+                (iso(h), n) for h, n in self.conversations_started.items()
+            ),
+            "handed_off_started": sorted((iso(h), n) for h, n in self.handed_off_started.items()),
+            "tickets_created": sorted(
+                (iso(h), sorted(c.items())) for h, c in self.tickets_created.items() if c
+            ),
+            "open_by_priority": sorted(self.open_by_priority.items()),
             "csat": [(iso(at), s) for at, s in self.csat],
             "sla_breaches": [(iso(at), n, k) for at, n, k in self.sla_breaches],
         }
@@ -215,3 +270,10 @@ class AnalysisViews:
 
 def _conv_key(env: Envelope) -> str:
     return f"{env.conversation.channel}:{env.conversation.id}"
+
+
+def _decrement(counter: Counter[str], key: str) -> None:
+    """One less ``key`` in ``counter``; a key that reaches zero is removed (never listed)."""
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
