@@ -93,27 +93,33 @@ class TurnResult:
 
 
 class _SeenSet:
-    """A bounded set of recently processed message ids (LRU)."""
+    """A bounded set of recently processed message ids (LRU).
+
+    Kept as the ids' 128-bit integers: ints are not tracked by the garbage collector, so a full
+    set (``seen_size`` entries) adds nothing to the collector's full passes, which stall the
+    event loop for as long as they take.
+    """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._ids: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._ids: OrderedDict[int, None] = OrderedDict()
 
     def add(self, key: uuid.UUID) -> bool:
         """Add ``key``; False if it was already there."""
-        if key in self._ids:
-            self._ids.move_to_end(key)
+        number = key.int
+        if number in self._ids:
+            self._ids.move_to_end(number)
             return False
-        self._ids[key] = None
+        self._ids[number] = None
         if len(self._ids) > self._size:
             self._ids.popitem(last=False)
         return True
 
     def __contains__(self, key: object) -> bool:
-        return key in self._ids
+        return isinstance(key, uuid.UUID) and key.int in self._ids
 
     def discard(self, key: uuid.UUID) -> None:
-        self._ids.pop(key, None)
+        self._ids.pop(key.int, None)
 
 
 def _default_turn_factory() -> Callable[..., Any]:

@@ -28,6 +28,7 @@ from bots.web.intents_api import ActorResolver, anonymous_user, intents_router
 from events.bus import Bus
 from events.embedded import EmbeddedNats
 from events.errors import FrontdoorError
+from events.memory import freeze_long_lived
 from frontdoor.settings import FrontdoorSettings, redact_url
 
 log = structlog.get_logger("frontdoor.wiring")
@@ -276,6 +277,7 @@ async def serve_http(
         raise ConfigurationError(
             f"the web server could not start on {settings.host}:{settings.port} (see the log)"
         )
+    freeze_long_lived("the start-up")
     port = sock.getsockname()[1]
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
     on_ready(f"http://{host}:{port}")

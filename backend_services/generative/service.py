@@ -46,6 +46,7 @@ from events import subjects
 from events.bus import Bus
 from events.envelope import Envelope
 from events.errors import BusUnavailable
+from events.memory import freeze_long_lived
 from events.micro import micro_subject
 from events.payloads import Reply
 
@@ -85,6 +86,12 @@ class Experts:
                 ),
                 name=f"knowledge-{name}",
             )
+            self._tasks[name].add_done_callback(self._built)
+
+    def _built(self, _task: asyncio.Task[KnowledgeIndex]) -> None:
+        """Once every index is built, keep them (and the encoder) out of full collections."""
+        if all(task.done() for task in self._tasks.values()):
+            freeze_long_lived("building the knowledge indexes")
 
     def config(self, name: str) -> ExpertConfig:
         """An expert by name, or a clear refusal naming the known ones."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from events.memory import freeze_long_lived
 from skills.nlu.errors import NLUEngineUnavailable
 from skills.nlu.lifecycle.artifacts import load_engine
 from skills.nlu.lifecycle.registry import ModelRegistry
@@ -96,6 +97,7 @@ class ModelManager:
             self._engine = engine  # the atomic swap
             self.last_error = None
             log.info("NLU model switched from %s to %s", old, version)
+            freeze_long_lived(f"loading NLU model {version}")
         for listener in self._listeners:
             listener(old, version)
         async with self._changed:
