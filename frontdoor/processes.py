@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import structlog
@@ -80,6 +81,29 @@ class ServiceProcesses:
             raise
         for child in self.children.values():
             child.watcher = asyncio.create_task(self._watch(child))
+
+    async def health(self, name: str) -> dict[str, Any]:
+        """Service ``name``'s process: pid, restarts, and whether its ``/healthz`` says ok."""
+        child = self.children[name]
+        process = child.process
+        state: dict[str, Any] = {
+            "ok": False,
+            "process": "child",
+            "pid": process.pid if process else None,
+            "restarts": child.restarts,
+        }
+        if process is None or process.returncode is not None:
+            state["error"] = "not running (being restarted)"
+            return state
+        try:
+            answer = await self.http.get(f"http://127.0.0.1:{child.port}/healthz", timeout=1.0)
+        except httpx.HTTPError as exc:
+            state["error"] = f"health check failed: {type(exc).__name__}"
+            return state
+        state["ok"] = answer.status_code == 200
+        if not state["ok"]:
+            state["error"] = f"its /healthz answered HTTP {answer.status_code}"
+        return state
 
     async def _spawn(self, child: _Child) -> None:
         child.process = await asyncio.create_subprocess_exec(

@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +317,11 @@ def _local_secret(path: Path) -> str:
     return value
 
 
+async def _in_process_health(runner: ServiceRunner) -> dict[str, Any]:
+    """A service running in this process: ok while it takes work."""
+    return {"ok": runner.running, "process": "in-process"}
+
+
 async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
     """``frontdoor up``: everything in one process until SIGINT/SIGTERM (with ``split`` each
     service in a child process, see ``frontdoor.processes``)."""
@@ -349,6 +355,13 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
             app = await build_gateway(settings, stack, train_if_missing=True)
             if processes is not None:
                 app.include_router(forwarding_router(processes))
+                app.state.gateway.health_checks.update(
+                    {name: partial(processes.health, name) for name in names}
+                )
+            else:
+                app.state.gateway.health_checks.update(
+                    {r.service.name: partial(_in_process_health, r) for r in stack.runners}
+                )
             await serve_http(
                 app,
                 settings,

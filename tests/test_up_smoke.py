@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend_services import registry
 from events.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,22 @@ def _alive(pid: int) -> bool:
 def _pgrep(pattern: str) -> list[int]:
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
+
+
+def _kill_management_and_see_it_restarted(base: str, pid: int) -> None:
+    """SIGKILL the management child: /healthz shows it down, then back with a new pid."""
+    os.kill(pid, signal.SIGKILL)
+    seen_down = False
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        state = httpx.get(f"{base}/healthz", timeout=5).json()["services"]["management"]
+        if state["ok"] and state["pid"] != pid:
+            break
+        seen_down = seen_down or not state["ok"]
+        assert time.monotonic() < deadline, f"management was not restarted: {state}"
+        time.sleep(0.1)
+    assert seen_down, "the killed service was never reported down"
+    assert state["restarts"] == 1, state
 
 
 @pytest.mark.timeout(240)
@@ -112,6 +129,21 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
         # a service's own HTTP door (in split mode forwarded to its process): no API key, 401
         door = httpx.post(f"{base}/services/management/ticket_get", json={"ticket": number})
         assert door.status_code == 401, door.text
+        # /healthz shows every service, in this process or as a child process
+        health = httpx.get(f"{base}/healthz", timeout=5).json()
+        assert set(health["services"]) == set(registry.service_names()), health
+        assert health["services_ok"] is True, health
+        kind = "child" if split else "in-process"
+        assert all(state["process"] == kind for state in health["services"].values()), health
+        if split:
+            _kill_management_and_see_it_restarted(base, health["services"]["management"]["pid"])
+            again = httpx.post(
+                f"{base}/api/intents/management/ticket_create",
+                json={"subject": "After the restart", "requester_email": "smoke@example.com"},
+                timeout=60,
+            )
+            assert again.status_code == 200, again.text
+            assert again.json()["reply"]["data"]["number"] > number
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid), "-f", "frontdoor.cli serve management"],
             capture_output=True,

@@ -71,6 +71,11 @@ class ServiceRunner:
         self._micro: MicroService | None = None
         self._started = False
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped: taking intents and requests."""
+        return self._started
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def _announce(self, state: ServiceStateName) -> None:

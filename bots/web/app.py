@@ -28,6 +28,7 @@ from bots.personas import BotRegistry, load_bots
 from bots.roles import RoleResolver
 from bots.router import ReplyRouter
 from bots.turns import Dialogue, TurnPipeline
+from bots.web.health import HealthCheck, gather_health
 from bots.web.limits import BodySizeLimit, RateLimiter, SecurityHeaders
 from bots.web.rest import RestChannel, rest_router
 from bots.web.sessions import InvalidSession, SessionSigner
@@ -71,6 +72,8 @@ class Gateway:
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_seconds)
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
+        #: the services' health, by name, shown by ``/healthz`` (set by whoever runs them)
+        self.health_checks: dict[str, HealthCheck] = {}
         self.started = False
 
     async def start(self) -> None:
@@ -133,16 +136,22 @@ def _api_router() -> APIRouter:
             {"name": b.name, "kind": b.kind, "description": b.description} for b in gateway.bots
         ]
 
-    @router.get("/healthz", summary="Liveness and reply-router state")
+    @router.get("/healthz", summary="Liveness, reply-router state and the services' health")
     async def healthz(request: Request) -> JSONResponse:
+        """503 when the gateway itself cannot work (bus or reply router down). A service that
+        is down shows under ``services`` and in ``services_ok``, but keeps the status 200: the
+        gateway still answers everything that service is not needed for."""
         gateway: Gateway = request.app.state.gateway
         ok = gateway.bus.connected and gateway.router.running
+        services = await gather_health(gateway.health_checks)
         return JSONResponse(
             {
                 "ok": ok,
                 "nats": gateway.bus.connected,
                 "reply_router": gateway.router.running,
                 "router_position": gateway.router.position,
+                "services_ok": all(state.get("ok") for state in services.values()),
+                "services": services,
             },
             status_code=200 if ok else 503,
         )
