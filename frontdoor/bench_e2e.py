@@ -3,7 +3,9 @@
 Without ``--url`` it starts its own stack on a free port, data in a temporary directory, rate
 limit raised for the run: ``frontdoor up`` in a child process (embedded nats-server, every
 service and the gateway in one process), or with ``--split`` ``frontdoor up --split`` (each
-service in its own process, the production shape), and stops it afterwards. It then also
+service in its own process, the production shape); it waits until the stack has settled
+(healthy, then idle: what it does in the background after start-up is not measured) and stops
+it afterwards. It then also
 reports the CPU time the stack's processes (nats-server included) spent per turn, a number that
 other load on the machine hardly changes. Each conversation plays ``SCRIPT`` (greeting, help, a
 ticket opened through the form, its status, metrics questions answered by the analysis
@@ -378,6 +380,24 @@ def _wait_healthy(base: str, procs: list[subprocess.Popen[bytes]], log_path: Pat
         time.sleep(0.25)
 
 
+def _wait_settled(pids: list[int], *, idle_share: float = 0.1, limit: float = 120.0) -> None:
+    """Wait until the stack's processes use under ``idle_share`` of a core (over 0.5 s).
+
+    Healthy is not yet settled: after ``/healthz`` answers, a stack still finishes work it
+    started in the background (the experts' knowledge indexes load an encoder, long-lived
+    objects are frozen), seconds of a full core that would otherwise land in the first
+    measured turns. Gives up quietly after ``limit`` seconds.
+    """
+    deadline = time.monotonic() + limit
+    before = _cpu_seconds(pids)
+    while before is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = _cpu_seconds(pids)
+        if after is None or after - before < idle_share * 0.5:
+            return
+        before = after
+
+
 @contextlib.contextmanager
 def own_stack(*, split: bool = False) -> Any:
     """Start a stack on a free port in a temporary directory; yield ``(base URL, pids)``.
@@ -419,7 +439,9 @@ def own_stack(*, split: bool = False) -> Any:
                     *(["--split"] if split else []),
                 )
                 _wait_healthy(base, procs, log_path)
-                yield base, [p.pid for p in procs]
+                pids = [p.pid for p in procs]
+                _wait_settled(pids)
+                yield base, pids
             finally:
                 for proc in reversed(procs):
                     proc.send_signal(signal.SIGINT)
