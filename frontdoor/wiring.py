@@ -224,11 +224,21 @@ def _attach_slack(app: FastAPI) -> None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the CLI decides how to shut down."""
+    """uvicorn without its own signal handling (the CLI decides how to shut down), calling
+    ``on_started`` once it listens, before it serves a single request."""
+
+    on_started: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # No await between here and the end of start-up: requests already accepted wait until
+        # this returns, so they find the start-up announced and its objects frozen.
+        if not self.should_exit and self.on_started is not None:
+            self.on_started()
 
 
 @contextlib.contextmanager
@@ -271,6 +281,14 @@ async def serve_http(
     """Serve ``app`` on the bound ``sock`` until ``stop`` is set; call ``on_ready(base_url)``."""
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     server = _Server(config)
+    port = sock.getsockname()[1]
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
+
+    def started() -> None:
+        freeze_long_lived("the start-up")
+        on_ready(f"http://{host}:{port}")
+
+    server.on_started = started
     task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
@@ -278,10 +296,6 @@ async def serve_http(
         raise ConfigurationError(
             f"the web server could not start on {settings.host}:{settings.port} (see the log)"
         )
-    freeze_long_lived("the start-up")
-    port = sock.getsockname()[1]
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
-    on_ready(f"http://{host}:{port}")
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
