@@ -31,6 +31,8 @@ CURSORS_BUCKET: Final = "fd_cursors"
 CHARTS_BUCKET: Final = "fd_charts"
 #: Slack event ids already taken (retries of the same event are processed once), with a TTL.
 SLACK_SEEN_BUCKET: Final = "fd_slack_seen"
+#: Slack threads the bot answers in without a mention (entries expire after a quiet period).
+SLACK_THREADS_BUCKET: Final = "fd_slack_threads"
 #: Human hand-offs: conversation <-> Slack support thread, and who owns the conversation.
 HANDOFFS_BUCKET: Final = "fd_handoffs"
 

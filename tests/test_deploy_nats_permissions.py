@@ -105,6 +105,11 @@ async def test_each_component_works_with_its_own_user(secured_nats: str) -> None
         kv = await gateway.key_value(subjects.CONVERSATIONS_BUCKET)
         await kv.put("k", b"v")
         assert (await kv.get("k")).value == b"v"
+        # ... and Slack's seen-set and followed threads (created with a TTL on first use)
+        for bucket in (subjects.SLACK_SEEN_BUCKET, subjects.SLACK_THREADS_BUCKET):
+            kv = await gateway.key_value(bucket, ttl=600)
+            await kv.put("k", b"v")
+            assert (await kv.get("k")).value == b"v", bucket
     finally:
         await runner.stop()
         await service_bus.close()

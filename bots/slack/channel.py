@@ -1,7 +1,9 @@
 """The Slack channel: a Bolt ``AsyncApp`` in front of the turn pipeline, and the reply adapter.
 
-In: mentions in channels (``app_mention``), direct messages (``message`` im), the ``/frontdoor``
-slash command and quick-reply buttons (block actions) become turns of the ``TurnPipeline``;
+In: mentions in channels (``app_mention``), direct messages (``message`` im), follow-ups in a
+thread the bot was mentioned in (``message``, no mention needed; ``FollowedThreads``), the
+``/frontdoor`` slash command and quick-reply buttons (block actions) become turns of the
+``TurnPipeline``;
 messages in a hand-off thread of the support channel go to the user instead. Everything is
 acknowledged at once (Bolt acks, the work runs after the HTTP answer). Each Slack event is taken
 once: its ``event_id`` is claimed in a NATS KV seen-set (Slack retries for ~5 minutes), the
@@ -36,6 +38,7 @@ from .dedup import SeenSet
 from .format import QUICK_REPLY_ACTION, escape, from_slack, reply_blocks, reply_text
 from .handoff_mirror import HANDOFF_ACTION, HandoffMirror
 from .settings import ResolvedSlack, SlackConfigError
+from .threads import FollowedThreads
 
 log = logging.getLogger("frontdoor.slack")
 
@@ -57,6 +60,8 @@ _IGNORED_SUBTYPES = {
     "ekm_access_denied",
 }
 _RESPONSE_URL_TTL = 25 * 60.0
+#: A user mention (``<@U123>``) in a message's text.
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _USAGE = (
     "Tell me what you need, e.g. `/frontdoor open a ticket` or `/frontdoor which services are up?`"
 )
@@ -90,6 +95,7 @@ class SlackChannel:
         self._seen: SeenSet | None = None
         self.handoff: HandoffMirror | None = None
         self.announcements: AnnouncementRelay | None = None
+        self.threads: FollowedThreads | None = None
         self._response_urls: dict[str, tuple[float, str]] = {}
         self._register()
 
@@ -107,6 +113,8 @@ class SlackChannel:
         except Exception as exc:  # Slack unreachable: Bolt retries auth.test on the first event
             log.warning("cannot reach Slack at %s yet (%s)", self.config.api_url, exc)
         self._seen = await SeenSet.open(self.bus, self.config.dedup_seconds)
+        if self.config.thread_follow_seconds > 0:
+            self.threads = await FollowedThreads.open(self.bus, self.config.thread_follow_seconds)
         self.handoff = HandoffMirror(self.bus, self.client, self._seen, self.config.support_channel)
         await self.handoff.start()
         self.announcements = AnnouncementRelay(self.bus, self.client, self._seen)
@@ -209,7 +217,14 @@ class SlackChannel:
         mentioned = mentioned or bool(own_user and f"<@{own_user}>" in text)
         is_dm = event.get("channel_type") == "im"
         in_support_thread = bool(thread_ts) and channel == self.config.support_channel
-        if not (mentioned or is_dm or in_support_thread):
+        follow_up = (
+            not (mentioned or is_dm or in_support_thread)
+            and bool(thread_ts)
+            and self.threads is not None
+            and not _MENTION.search(text)  # addressed to someone else in the thread
+            and await self.threads.followed(channel, str(thread_ts))
+        )
+        if not (mentioned or is_dm or in_support_thread or follow_up):
             return  # channel chatter that is not for the bot
         if not channel or not ts or not await self.seen.claim("msg", channel, ts):
             return  # already taken (a retry, the twin event, another replica)
@@ -220,17 +235,21 @@ class SlackChannel:
         ):
             await self.handoff.agent_message(record, user_id=event["user"], text=text, ts=ts)
             return
-        if not (mentioned or is_dm):
+        if not (mentioned or is_dm or follow_up):
             return
         if own_user:
             text = text.replace(f"<@{own_user}>", " ")
+        thread = str(thread_ts) if thread_ts else (None if is_dm else ts)
+        if thread and not is_dm and self.threads is not None:
+            await self.threads.follow(channel, thread)  # its next messages need no mention
+        kind = "dm" if is_dm else ("mention" if mentioned else "thread")
         await self._turn(
             channel=channel,
-            thread=str(thread_ts) if thread_ts else (None if is_dm else ts),
+            thread=thread,
             text=from_slack(text).strip(),
             user_id=str(event["user"]),
             message_id=ts,
-            metadata={"team": event.get("team"), "kind": "dm" if is_dm else "mention"},
+            metadata={"team": event.get("team"), "kind": kind},
         )
 
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:

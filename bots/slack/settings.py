@@ -66,6 +66,13 @@ class SlackSettings(BaseSettings):
         validation_alias="FRONTDOOR_SLACK_DEDUP_SECONDS",
         description="How long a Slack event id is remembered (Slack retries for ~5 minutes)",
     )
+    thread_follow_seconds: float = Field(
+        default=24 * 3600.0,
+        ge=0.0,
+        validation_alias="FRONTDOOR_SLACK_THREAD_FOLLOW_SECONDS",
+        description="How long after its last message for the bot a thread is followed: "
+        "messages in it are answered without a mention (0: always mention the bot)",
+    )
     rate_limit_retries: int = Field(
         default=3, ge=0, le=10, validation_alias="FRONTDOOR_SLACK_RATE_LIMIT_RETRIES"
     )
@@ -143,6 +150,7 @@ class SlackSettings(BaseSettings):
             default_bot=self.default_bot,
             support_channel=self.support_channel,
             dedup_seconds=self.dedup_seconds,
+            thread_follow_seconds=self.thread_follow_seconds,
             rate_limit_retries=self.rate_limit_retries,
         )
 
@@ -175,6 +183,7 @@ class ResolvedSlack:
     support_channel: str | None
     dedup_seconds: float
     rate_limit_retries: int
+    thread_follow_seconds: float = 0.0
 
     def bot_for(self, channel_id: str) -> str:
         """The bot that answers in ``channel_id`` (the default bot when unmapped)."""

@@ -147,6 +147,40 @@ async def test_own_and_bot_messages_are_ignored(slack_gateway: SlackGateway, bus
     assert [t.text for t in slack_gateway.dialogue.turns] == ["hello bot"]
 
 
+async def test_follow_ups_in_a_thread_need_no_mention(slack_gateway: SlackGateway) -> None:
+    """After a mention, the thread is followed: its next messages are for the bot (unless they
+    address someone else); other threads and plain channel chatter are not."""
+    root = "1700000100.000100"
+    mention = {"type": "app_mention", "user": "U1", "text": f"<@{BOT_USER}> open a ticket"}
+    mention |= {"ts": root, "channel": "CFOL1", "channel_type": "channel"}
+    await slack_gateway.send_event(mention)
+    await slack_gateway.fake.wait_for(channel="CFOL1")
+
+    def message(ts: str, text: str, thread_ts: str | None = root) -> dict[str, object]:
+        event = {"type": "message", "user": "U1", "text": text, "ts": ts, "channel": "CFOL1"}
+        event |= {"channel_type": "channel"} | ({"thread_ts": thread_ts} if thread_ts else {})
+        return event
+
+    for event in (
+        message("1700000101.000100", "<@U0OTHER> can you check this?"),  # for a colleague
+        message("1700000102.000100", "chatter in another thread", thread_ts="1700000000.5"),
+        message("1700000103.000100", "chatter in the channel", thread_ts=None),
+        message("1700000104.000100", "the VPN drops every 5 minutes"),  # the follow-up
+    ):
+        assert (await slack_gateway.send_event(event)).status_code == 200
+    await slack_gateway.fake.wait_for(channel="CFOL1", count=2)
+    await asyncio.sleep(0.5)  # time for a wrongly taken message to be answered too
+    calls = slack_gateway.fake.posted(channel="CFOL1")
+    assert [c.args["text"] for c in calls] == [
+        "chatbot echo: open a ticket",
+        "chatbot echo: the VPN drops every 5 minutes",
+    ]
+    assert all(c.args["thread_ts"] == root for c in calls)
+    turns = slack_gateway.dialogue.turns
+    assert [t.text for t in turns] == ["open a ticket", "the VPN drops every 5 minutes"]
+    assert {(t.conversation.id, t.conversation.thread) for t in turns} == {("CFOL1", root)}
+
+
 async def test_slash_command_is_acked_and_answered(slack_gateway: SlackGateway) -> None:
     response = await slack_gateway.send_command("which services are up?")
     assert response.status_code == 200
