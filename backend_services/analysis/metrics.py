@@ -7,7 +7,7 @@ concurrently and renders charts from ``series``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -259,21 +259,22 @@ def csat(views: AnalysisViews, window: Window) -> MetricAnswer:
     )
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def _percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
     p50, p90, p99 = np.percentile(arr, [50, 90, 99])
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(arr.mean())}
 
 
-def _histogram(values: list[float], bins: int = 10) -> list[tuple[str, float]]:
+def _histogram(values: Sequence[float] | np.ndarray, bins: int = 10) -> list[tuple[str, float]]:
     counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
     return [(f"{edges[i]:.2g}-{edges[i + 1]:.2g}", float(c)) for i, c in enumerate(counts.tolist())]
 
 
 def reply_latency(views: AnalysisViews, window: Window) -> MetricAnswer:
     """Time from a user's message to the first reply of the same turn: percentiles."""
-    values = [s for at, s in views.latencies if at in window]
-    if not values:
+    inside = [np.frombuffer(v, dtype=float) for h, v in views.latencies.items() if h in window]
+    values = np.concatenate(inside) if inside else np.empty(0)
+    if not values.size:
         return MetricAnswer(
             metric="reply_latency",
             period=window.period,

@@ -3,10 +3,11 @@
 ``AnalysisViews.apply(seq, envelope)`` folds one event in; nothing else changes the views, so
 the same events in the same order always give the same views (``snapshot()`` compares them).
 Counts are kept in hourly UTC buckets, which makes every day/week/month period exact; ticket
-facts, conversations and reply latencies are kept per item too. What the headline questions
-count (conversations started, of those handed off, tickets opened by priority, tickets open
-now) is also kept as running counts updated by ``apply``, so answering them costs the number of
-hours in the period, not the number of conversations or tickets ever seen.
+facts and conversations are kept per item too, reply latencies as compact per-hour arrays
+(8 bytes a reply). What the headline questions count (conversations started, of those handed
+off, tickets opened by priority, tickets open now) is also kept as running counts updated by
+``apply``, so answering them costs the number of hours in the period, not the number of
+conversations or tickets ever seen.
 
 Events read (unknown types and fields are ignored):
 - ``message.received``: conversation volume, conversation start, reply-latency start.
@@ -20,6 +21,7 @@ Events read (unknown types and fields are ignored):
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,7 +90,8 @@ class AnalysisViews:
     fallbacks: Counter[datetime] = field(default_factory=Counter)
     detections: Counter[datetime] = field(default_factory=Counter)
     pending_turns: OrderedDict[str, datetime] = field(default_factory=OrderedDict)
-    latencies: list[tuple[datetime, float]] = field(default_factory=list)
+    #: reply latencies (seconds) by the hour of the reply: 8 bytes each, not a Python object
+    latencies: dict[datetime, array[float]] = field(default_factory=dict)
     tickets: dict[str, TicketFacts] = field(default_factory=dict)
     #: conversations started per hour, and of those the ones handed off (at any time)
     conversations_started: Counter[datetime] = field(default_factory=Counter)
@@ -147,7 +150,11 @@ class AnalysisViews:
         started = self.pending_turns.pop(str(env.correlation_id), None)
         if started is not None:
             seconds = max((env.occurred_at - started).total_seconds(), 0.0)
-            self.latencies.append((env.occurred_at, seconds))
+            hour = hour_of(env.occurred_at)
+            values = self.latencies.get(hour)
+            if values is None:
+                values = self.latencies[hour] = array("d")
+            values.append(seconds)
 
     def _intent(self, env: Envelope) -> None:
         hour = hour_of(env.occurred_at)
@@ -242,7 +249,7 @@ class AnalysisViews:
             "fallbacks": sorted((iso(h), n) for h, n in self.fallbacks.items()),
             "detections": sorted((iso(h), n) for h, n in self.detections.items()),
             "pending_turns": sorted((k, iso(v)) for k, v in self.pending_turns.items()),
-            "latencies": [(iso(at), s) for at, s in self.latencies],
+            "latencies": sorted((iso(h), list(v)) for h, v in self.latencies.items()),
             "tickets": sorted(
                 (
                     t.number,

@@ -1,16 +1,19 @@
 """The running counts of the analysis views answer exactly what counting every item would.
 
-Random event streams (conversations started, handed off before or after their first message,
-tickets created, re-prioritised, solved, reopened and closed, out of time order) are folded into
-the views; each headline metric must equal a brute-force count over the per-item views.
+Random event streams (turns and their replies, up to hours later; conversations started, handed
+off before or after their first message; tickets created, re-prioritised, solved, reopened and
+closed; out of time order) are folded into the views; each headline metric must equal a
+brute-force count over the per-item views or the events.
 """
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from backend_services.analysis.metrics import compute
@@ -24,12 +27,19 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("open", "pending", "solved", "open", "closed")
 
 
-def _event(kind: str, payload: dict[str, object], when: datetime, conv: str) -> Envelope:
+def _event(
+    kind: str,
+    payload: dict[str, object],
+    when: datetime,
+    conv: str,
+    correlation: uuid.UUID | None = None,
+) -> Envelope:
     env = Envelope.new(
         kind,
         payload,
         conversation=Conversation(channel="web", id=conv),
         actor=Actor(id="u-1", roles=("user",)),
+        correlation_id=correlation,
     )
     return env.model_copy(update={"occurred_at": when})
 
@@ -37,13 +47,19 @@ def _event(kind: str, payload: dict[str, object], when: datetime, conv: str) -> 
 def random_stream(rng: random.Random, size: int) -> list[Envelope]:
     """``size`` events spread over the 40 days before ``NOW``, in a shuffled-ish order."""
     events: list[Envelope] = []
+    messages: list[Envelope] = []
     tickets = 0
     for _ in range(size):
         when = NOW - timedelta(minutes=rng.randrange(40 * 24 * 60))
         conv = f"c{rng.randrange(size // 3 + 1)}"
         roll = rng.random()
-        if roll < 0.35:
-            events.append(_event("message.received", {"text": "hi"}, when, conv))
+        if roll < 0.25:
+            messages.append(_event("message.received", {"text": "hi"}, when, conv))
+            events.append(messages[-1])
+        elif roll < 0.35 and messages:  # a reply (sometimes a second one) to an earlier turn
+            turn = rng.choice(messages)
+            later = turn.occurred_at + timedelta(seconds=rng.uniform(0.0, 6 * 3600.0))
+            events.append(_event("reply", {"text": "ok"}, later, conv, turn.correlation_id))
         elif roll < 0.45:
             kind = rng.choice(["handoff.requested", "handoff.started", "ticket.escalated"])
             events.append(_event(kind, {"ticket": rng.randrange(1, tickets + 2)}, when, conv))
@@ -61,6 +77,20 @@ def random_stream(rng: random.Random, size: int) -> list[Envelope]:
                 payload["new_status"] = rng.choice(STATUSES)
             events.append(_event(kind, payload, when, conv))
     return events
+
+
+def reply_latencies(stream: list[Envelope], period: str) -> list[float]:
+    """Seconds from each turn's message to its first reply, for replies in the period."""
+    win = window(period, NOW)  # type: ignore[arg-type]
+    started: dict[uuid.UUID, datetime] = {}
+    values: list[float] = []
+    for env in stream:
+        if env.type == "message.received":
+            started.setdefault(env.correlation_id, env.occurred_at)
+        elif env.type == "reply" and (at := started.pop(env.correlation_id, None)) is not None:
+            if env.occurred_at in win:
+                values.append(max((env.occurred_at - at).total_seconds(), 0.0))
+    return values
 
 
 def brute_force(views: AnalysisViews, period: str) -> dict[str, object]:
@@ -81,9 +111,10 @@ def brute_force(views: AnalysisViews, period: str) -> dict[str, object]:
 def test_running_counts_equal_counting_every_item(seed: int) -> None:
     rng = random.Random(seed)
     views = AnalysisViews()
-    for seq, env in enumerate(random_stream(rng, 600), start=1):
+    stream = random_stream(rng, 600)
+    for seq, env in enumerate(stream, start=1):
         views.apply(seq, env)
-    assert views.tickets and views.handed_off  # the stream exercised what is counted
+    assert views.tickets and views.handed_off and views.latencies  # all of it exercised
     for period in PERIODS:
         expected = brute_force(views, period)
         win = window(period, NOW)  # type: ignore[arg-type]
@@ -97,6 +128,12 @@ def test_running_counts_equal_counting_every_item(seed: int) -> None:
         assert opened["opened"] == expected["opened"], period
         assert opened["by_priority"] == expected["by_priority"], period
         assert open_now["by_priority"] == expected["open_now"]
+        latencies = reply_latencies(stream, period)
+        latency = compute("reply_latency", views, win).data
+        assert latency["replies"] == len(latencies), period
+        if latencies:
+            assert latency["p50"] == pytest.approx(float(np.percentile(latencies, 50)))
+            assert latency["p99"] == pytest.approx(float(np.percentile(latencies, 99)))
 
 
 def test_ticket_series_counts_each_ticket_once_per_creation_day() -> None:
