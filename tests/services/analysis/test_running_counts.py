@@ -19,29 +19,13 @@ import pytest
 from backend_services.analysis.metrics import compute
 from backend_services.analysis.periods import window
 from backend_services.analysis.views import AnalysisViews
-from events.envelope import Actor, Conversation, Envelope
+from events.envelope import Envelope
+from tests.services.analysis.test_analysis import ev
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 PERIODS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_month", "all")
 PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("open", "pending", "solved", "open", "closed")
-
-
-def _event(
-    kind: str,
-    payload: dict[str, object],
-    when: datetime,
-    conv: str,
-    correlation: uuid.UUID | None = None,
-) -> Envelope:
-    env = Envelope.new(
-        kind,
-        payload,
-        conversation=Conversation(channel="web", id=conv),
-        actor=Actor(id="u-1", roles=("user",)),
-        correlation_id=correlation,
-    )
-    return env.model_copy(update={"occurred_at": when})
 
 
 def random_stream(rng: random.Random, size: int) -> list[Envelope]:
@@ -54,19 +38,19 @@ def random_stream(rng: random.Random, size: int) -> list[Envelope]:
         conv = f"c{rng.randrange(size // 3 + 1)}"
         roll = rng.random()
         if roll < 0.25:
-            messages.append(_event("message.received", {"text": "hi"}, when, conv))
+            messages.append(ev("message.received", {"text": "hi"}, when, conv))
             events.append(messages[-1])
         elif roll < 0.35 and messages:  # a reply (sometimes a second one) to an earlier turn
             turn = rng.choice(messages)
             later = turn.occurred_at + timedelta(seconds=rng.uniform(0.0, 6 * 3600.0))
-            events.append(_event("reply", {"text": "ok"}, later, conv, turn.correlation_id))
+            events.append(ev("reply", {"text": "ok"}, later, conv, correlation=turn.correlation_id))
         elif roll < 0.45:
             kind = rng.choice(["handoff.requested", "handoff.started", "ticket.escalated"])
-            events.append(_event(kind, {"ticket": rng.randrange(1, tickets + 2)}, when, conv))
+            events.append(ev(kind, {"ticket": rng.randrange(1, tickets + 2)}, when, conv))
         elif roll < 0.65:
             tickets += 1
             payload = {"ticket": tickets, "priority": rng.choice(PRIORITIES), "status": "open"}
-            events.append(_event("ticket.created", payload, when, conv))
+            events.append(ev("ticket.created", payload, when, conv))
         else:
             number = rng.randrange(1, tickets + 2)  # sometimes a ticket never created
             kind = rng.choice(["ticket.status_changed", "ticket.closed", "ticket.commented"])
@@ -75,7 +59,7 @@ def random_stream(rng: random.Random, size: int) -> list[Envelope]:
                 payload["priority"] = rng.choice(PRIORITIES)
             if kind == "ticket.status_changed":
                 payload["new_status"] = rng.choice(STATUSES)
-            events.append(_event(kind, payload, when, conv))
+            events.append(ev(kind, payload, when, conv))
     return events
 
 
@@ -140,9 +124,9 @@ def test_ticket_series_counts_each_ticket_once_per_creation_day() -> None:
     views = AnalysisViews()
     created = NOW - timedelta(days=1, hours=3)
     stream = [
-        _event("ticket.created", {"ticket": 7, "priority": "low"}, created, "c"),
-        _event("ticket.status_changed", {"ticket": 7, "priority": "urgent"}, NOW, "c"),
-        _event("ticket.closed", {"ticket": 7}, NOW, "c"),
+        ev("ticket.created", {"ticket": 7, "priority": "low"}, created, "c"),
+        ev("ticket.status_changed", {"ticket": 7, "priority": "urgent"}, NOW, "c"),
+        ev("ticket.closed", {"ticket": 7}, NOW, "c"),
     ]
     for seq, env in enumerate(stream, start=1):
         views.apply(seq, env)
