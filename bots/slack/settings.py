@@ -183,7 +183,7 @@ class ResolvedSlack:
     support_channel: str | None
     dedup_seconds: float
     rate_limit_retries: int
-    thread_follow_seconds: float = 0.0
+    thread_follow_seconds: float
 
     def bot_for(self, channel_id: str) -> str:
         """The bot that answers in ``channel_id`` (the default bot when unmapped)."""

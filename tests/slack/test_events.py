@@ -11,8 +11,8 @@ import pytest
 
 from events.bus import Bus
 from events.subjects import ALL_EVENTS
-from tests.slack.conftest import SECRET, SlackGateway
-from tests.slack.fake_slack import BOT_ID, BOT_USER
+from tests.slack.conftest import SECRET, SlackGateway, running_gateway
+from tests.slack.fake_slack import BOT_ID, BOT_USER, FakeSlack
 
 
 async def _count(bus: Bus, envelope_type: str, channel: str = "slack") -> int:
@@ -179,6 +179,23 @@ async def test_follow_ups_in_a_thread_need_no_mention(slack_gateway: SlackGatewa
     turns = slack_gateway.dialogue.turns
     assert [t.text for t in turns] == ["open a ticket", "the VPN drops every 5 minutes"]
     assert {(t.conversation.id, t.conversation.thread) for t in turns} == {("CFOL1", root)}
+
+
+async def test_thread_following_can_be_turned_off(bus: Bus, fake_slack: FakeSlack) -> None:
+    """With ``FRONTDOOR_SLACK_THREAD_FOLLOW_SECONDS=0`` every message needs a mention."""
+    async with running_gateway(bus, fake_slack, FRONTDOOR_SLACK_THREAD_FOLLOW_SECONDS="0") as gw:
+        assert gw.channel.threads is None
+        root = "1700000200.000100"
+        mention = {"type": "app_mention", "user": "U1", "text": f"<@{BOT_USER}> hello"}
+        mention |= {"ts": root, "channel": "COFF1", "channel_type": "channel"}
+        await gw.send_event(mention)
+        await gw.fake.wait_for(channel="COFF1")
+        follow_up = {"type": "message", "user": "U1", "text": "and another thing"}
+        follow_up |= {"ts": "1700000201.000100", "thread_ts": root, "channel": "COFF1"}
+        await gw.send_event(follow_up | {"channel_type": "channel"})
+        await asyncio.sleep(0.5)  # time for it to be (wrongly) answered
+        assert [c.args["text"] for c in gw.fake.posted(channel="COFF1")] == ["chatbot echo: hello"]
+        assert [t.text for t in gw.dialogue.turns] == ["hello"]
 
 
 async def test_slash_command_is_acked_and_answered(slack_gateway: SlackGateway) -> None:

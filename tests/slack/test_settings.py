@@ -103,6 +103,10 @@ def test_malformed_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRONTDOOR_SLACK_CHANNEL_BOTS", "C123-support")
     with pytest.raises(ValueError, match="CHANNEL_ID:bot"):
         SlackSettings()
+    monkeypatch.delenv("FRONTDOOR_SLACK_CHANNEL_BOTS")
+    monkeypatch.setenv("FRONTDOOR_SLACK_THREAD_FOLLOW_SECONDS", "-1")
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        SlackSettings()
 
 
 def test_support_channel_without_slack_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
