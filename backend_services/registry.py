@@ -42,5 +42,6 @@ def load_service(name: str) -> Service:
 
 
 def service_actions() -> dict[str, set[str]]:
-    """Every registered service's action names (imports the services, starts nothing)."""
-    return {name: set(load_service(name).handlers) for name in service_names()}
+    """Every registered service's public action names (imports the services, starts nothing);
+    internal actions such as ``management.resolve_actor`` are left out."""
+    return {name: set(load_service(name).public_handlers()) for name in service_names()}

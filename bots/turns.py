@@ -3,7 +3,9 @@
 channel message -> ``message.received`` (envelope id = uuid5 of channel, conversation and the
 channel's message id, so a retried message is stored once and processed once) -> actor roles ->
 dialogue -> ``intent.detected``, the bot's immediate messages as ``reply`` envelopes, then the
-intents for the services. Every reply reaches the user through the bus, in stream order.
+intents for the services, each with a claim signed for its service and this conversation (the
+actor the channel proved, with the roles management gave it). Every reply reaches the user
+through the bus, in stream order.
 
 While a human owns the conversation (hand-off) the bot stays silent: the message is forwarded as
 ``handoff.user_message`` for the Slack side to mirror.
@@ -29,7 +31,8 @@ from bots.handoff import (
 )
 from bots.roles import RoleResolver
 from events.bus import Bus
-from events.envelope import Actor, Channel, Conversation, Envelope
+from events.claims import ClaimIssuer
+from events.envelope import Channel, Conversation, Envelope
 from events.payloads import Button, IntentDetected, MessageReceived, Reply
 from events.subjects import parse_intent_type
 
@@ -59,12 +62,15 @@ class IncomingMessage:
     channel: Channel
     conversation_id: str
     text: str
+    #: the actor id the channel proved (``slack:U1``, ``guest:w-...``, ``site:42``, ``user:x``)
     user_id: str
     bot: str = "chatbot"
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     user_name: str | None = None
     thread: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: an email the channel verified (a site's signed user token), signed into the claims
+    user_email: str | None = None
 
     @functools.cached_property
     def envelope_id(self) -> uuid.UUID:
@@ -201,6 +207,7 @@ class TurnPipeline:
         bus: Bus,
         dialogue: Dialogue,
         *,
+        issuer: ClaimIssuer,
         roles: RoleResolver | None = None,
         handoff: HandoffRegistry | None = None,
         turn_factory: Callable[..., Any] | None = None,
@@ -208,7 +215,8 @@ class TurnPipeline:
     ) -> None:
         self.bus = bus
         self.dialogue = dialogue
-        self.roles = roles or RoleResolver(bus, enabled=False)
+        self.issuer = issuer
+        self.roles = roles or RoleResolver(bus, None, enabled=False)
         self.handoff = handoff or HandoffRegistry(bus)
         self._turn_factory = turn_factory
         self._seen = _SeenSet(seen_size)
@@ -235,7 +243,7 @@ class TurnPipeline:
 
     async def _run(self, msg: IncomingMessage, env_id: uuid.UUID) -> TurnResult:
         conversation = msg.conversation
-        actor = await self.roles.resolve(msg.channel, msg.user_id, msg.user_name)
+        actor = await self.roles.resolve(msg.user_id, msg.user_name)
         received = Envelope.new(
             "message.received",
             MessageReceived(
@@ -321,17 +329,18 @@ class TurnPipeline:
             intent_id = (
                 intent.id if intent.correlation_id == env_id else uuid.uuid5(env_id, f"i{i}")
             )
-            if parse_intent_type(intent.type) is None:
+            target = parse_intent_type(intent.type)
+            if target is None:
                 log.warning("dialogue produced a non-intent envelope %s; dropped", intent.type)
                 continue
-            intents.append(
-                received.follow(
-                    intent.type,
-                    intent.payload,
-                    actor=intent.actor if isinstance(intent.actor, Actor) else None,
-                    id=intent_id,
-                )
+            # The claim is always the turn's proven actor: the dialogue cannot choose another.
+            claim = self.issuer.issue(
+                received.actor,
+                target[0],
+                conversation=(received.conversation.channel, received.conversation.id),
+                email=msg.user_email,
             )
+            intents.append(received.follow(intent.type, intent.payload, id=intent_id, claim=claim))
         # One pipelined batch, events first: the bot's replies enter FD_EVENTS' (FIFO) ingest
         # before the intents are even sent, so a service's answer, which needs the intent to be
         # stored, fetched and handled first, is always stored after them.

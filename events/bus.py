@@ -379,10 +379,17 @@ class Bus:
         except (NotFoundError, nats.js.errors.BucketNotFoundError):
             return await self._js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket))
 
-    async def request(self, subject: str, data: bytes, timeout: float = 5.0) -> bytes:
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        timeout: float = 5.0,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
         """A core NATS request (e.g. to a micro service endpoint or ``$SRV.PING``)."""
         try:
-            msg = await self._nc.request(subject, data, timeout=timeout)
+            msg = await self._nc.request(subject, data, timeout=timeout, headers=headers)
         except nats.errors.NoRespondersError as exc:
             raise BusUnavailable(f"nobody answers on {subject}") from exc
         except nats.errors.TimeoutError as exc:

@@ -32,7 +32,13 @@ class Conversation(BaseModel):
 
 
 class Actor(BaseModel):
-    """Who acts: the channel's user id, a display name, and the roles the front door resolved."""
+    """Who acts: an id namespaced by what proved it, a display name, and the resolved roles.
+
+    Ids look like ``slack:U123`` (Slack's signature), ``site:42`` (a token signed by the site
+    that embeds the widget), ``user:alice`` (an API key), ``guest:w-...`` (a session the gateway
+    issued) or ``system:gateway``. On the bus this is information only: a service believes only
+    the signed claim of an intent (``Envelope.claim``, see ``events.claims``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -66,6 +72,12 @@ class Envelope(BaseModel):
     actor: Actor
     occurred_at: AwareDatetime = Field(default_factory=_now)
     payload: dict[str, Any] = Field(default_factory=dict)
+    claim: str | None = Field(
+        default=None,
+        max_length=8192,
+        repr=False,
+        description="Intents and requests: the actor's claim signed by the gateway (a JWT)",
+    )
 
     @classmethod
     def new(
@@ -79,6 +91,7 @@ class Envelope(BaseModel):
         causation_id: uuid.UUID | None = None,
         id: uuid.UUID | None = None,
         v: int = 1,
+        claim: str | None = None,
     ) -> Envelope:
         """Build an envelope; a new turn (no ``correlation_id``) correlates with itself."""
         env_id = id or uuid.uuid4()
@@ -92,6 +105,7 @@ class Envelope(BaseModel):
             conversation=conversation,
             actor=actor,
             payload=body,
+            claim=claim,
         )
 
     def follow(
@@ -101,8 +115,12 @@ class Envelope(BaseModel):
         *,
         actor: Actor | None = None,
         id: uuid.UUID | None = None,
+        claim: str | None = None,
     ) -> Envelope:
-        """An envelope caused by this one: same correlation and conversation."""
+        """An envelope caused by this one: same correlation and conversation.
+
+        The claim is not inherited: only an intent or request carries one, for its service.
+        """
         return Envelope.new(
             type,
             payload,
@@ -111,6 +129,7 @@ class Envelope(BaseModel):
             correlation_id=self.correlation_id,
             causation_id=self.id,
             id=id,
+            claim=claim,
         )
 
     def payload_as(self, model: builtins.type[ModelT]) -> ModelT:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
 from events.bus import Bus
+from events.claims import ClaimIssuer
+from events.envelope import Actor
+from events.payloads import Reply
 
 MICRO_SUBJECT_PREFIX = "fd.svc"
 
@@ -121,3 +125,42 @@ async def discover(bus: Bus, verb: str = "PING", service: str | None = None) -> 
         if isinstance(answer, dict):
             answers.append(answer)
     return answers
+
+
+#: Header of a request that carries the bare payload: the caller's signed claim.
+CLAIM_HEADER = "Fd-Claim"
+
+
+class ServiceClient:
+    """Calls services' request/reply doors with a claim signed for the actor (gateway, CLI).
+
+    ``call`` answers the service's ``Reply``; when nobody answers in time it raises
+    ``BusUnavailable``.
+    """
+
+    def __init__(self, bus: Bus, issuer: ClaimIssuer, *, timeout: float = 5.0) -> None:
+        self._bus = bus
+        self._issuer = issuer
+        self.timeout = timeout
+
+    async def call(
+        self,
+        service: str,
+        action: str,
+        payload: dict[str, Any],
+        actor: Actor,
+        *,
+        conversation: tuple[str, str] | None = None,
+        email: str | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send ``payload`` to ``fd.svc.<service>.<action>`` as ``actor`` (from
+        ``conversation``, ``(channel, id)``); return the service's reply."""
+        claim = self._issuer.issue(actor, service, conversation=conversation, email=email)
+        raw = await self._bus.request(
+            micro_subject(service, action),
+            json.dumps(payload).encode(),
+            timeout if timeout is not None else self.timeout,
+            headers={CLAIM_HEADER: claim},
+        )
+        return Reply.model_validate_json(raw)

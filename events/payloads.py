@@ -90,6 +90,22 @@ class IntentFailed(_Payload):
     error: str
 
 
+class SecurityRefusal(_Payload):
+    """``security.claim_rejected``: a service refused an intent or request whose signed claim
+    it could not trust (missing, forged, expired, for another service). For audit and alerts."""
+
+    service: str
+    action: str
+    door: Literal["intent", "request"]
+    reason: str = Field(description="missing, malformed, unknown_key, bad_signature, expired, ...")
+    claimed_actor: str | None = Field(
+        default=None, max_length=256, description="The unverified actor id the sender gave"
+    )
+
+
+#: Type of the event a service publishes when it refuses an untrusted claim.
+CLAIM_REJECTED = "security.claim_rejected"
+
 #: Bus-level envelope types and their payload models (used for the JSON-Schema snapshot).
 PAYLOAD_TYPES: dict[str, type[BaseModel]] = {
     "message.received": MessageReceived,
@@ -99,4 +115,5 @@ PAYLOAD_TYPES: dict[str, type[BaseModel]] = {
     "service.ready": ServiceState,
     "service.stopping": ServiceState,
     "intent.failed": IntentFailed,
+    CLAIM_REJECTED: SecurityRefusal,
 }

@@ -33,13 +33,17 @@ from pydantic import BaseModel
 from backend_services.runtime import HandlerContext, Service, ServiceRunner
 from events import subjects
 from events.bus import Bus
+from events.claims import ClaimIssuer, ClaimVerifier, KeyRing, SigningKey
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
 
 T = TypeVar("T")
 
 BENCH_SERVICE = "benchecho"
-_ACTOR = Actor(id="bench", roles=("user",))
+_ACTOR = Actor(id="user:bench", roles=("user",))
+#: The bench signs its intents' claims with a key of its own (its service trusts only it).
+_KEY = SigningKey.generate()
+_ISSUER = ClaimIssuer(_KEY)
 
 
 class _Ping(BaseModel):
@@ -203,7 +207,8 @@ async def measure_latency(
 
     async def client() -> None:
         for n in range(per_client):
-            env = Envelope.new(intent_type, {"n": n}, conversation=conv, actor=_ACTOR)
+            claim = _ISSUER.issue(_ACTOR, BENCH_SERVICE, conversation=(conv.channel, conv.id))
+            env = Envelope.new(intent_type, {"n": n}, conversation=conv, actor=_ACTOR, claim=claim)
             answered = waiter.expect(env.correlation_id)
             sent = clock()
             await bus.publish(env)
@@ -259,7 +264,12 @@ async def run_bench(
         nats_url = await server.start()
     bus = await Bus.connect(nats_url, name="frontdoor-bench")
     service_bus = await Bus.connect(nats_url, name="frontdoor-bench-service")
-    runner = ServiceRunner(_bench_service(), service_bus, concurrency=64)
+    runner = ServiceRunner(
+        _bench_service(),
+        service_bus,
+        verifier=ClaimVerifier(KeyRing([_KEY.public]), BENCH_SERVICE),
+        concurrency=64,
+    )
     waiter: ReplyWaiter[float] | None = None
     try:
         seconds, rate = await measure_publish(bus, events, window)

@@ -182,19 +182,27 @@ class _Phases:
             await self.barrier.wait()
 
 
+async def _session_token(client: aiohttp.ClientSession) -> str:
+    """A new guest session's token (each bench conversation is a new visitor)."""
+    async with client.post("/api/session") as r:
+        if r.status != 200:
+            raise BenchError(f"POST /api/session answered HTTP {r.status}: {await r.text()}")
+        return str((await r.json())["token"])
+
+
 async def _rest_conversation(
     client: aiohttp.ClientSession, phases: _Phases, run: str, n: int, turns: int
 ) -> None:
-    sender = f"bench-{run}-{n}"
+    headers = {"Authorization": f"Bearer {await _session_token(client)}"}
     conv = _Conversation(n)
     for t in range(phases.warm_turns + turns):
         await phases.at(t)
         stats = phases.stats(t)
         turn = SCRIPT[(conv.start + t) % len(SCRIPT)]
-        body = {"sender": sender, "message": conv.text(turn), "metadata": {"bot": turn.bot}}
+        body = {"message": conv.text(turn), "metadata": {"bot": turn.bot}}
         start = time.perf_counter()
         try:
-            async with client.post("/webhooks/rest/webhook", json=body) as r:
+            async with client.post("/webhooks/rest/webhook", json=body, headers=headers) as r:
                 status = r.status
                 answer = await r.json() if status == 200 else None
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -214,10 +222,10 @@ async def _rest_conversation(
 async def _ws_conversation(
     client: aiohttp.ClientSession, phases: _Phases, n: int, turns: int
 ) -> None:
-    async with client.post("/api/session") as r:
-        session = await r.json()
+    token = await _session_token(client)
     conv = _Conversation(n)
-    async with client.ws_connect(f"/ws?token={session['token']}") as ws:
+    async with client.ws_connect("/ws") as ws:
+        await ws.send_json({"type": "auth", "token": token})
         await ws.receive_json()  # hello
         for t in range(phases.warm_turns + turns):
             await phases.at(t)
@@ -352,8 +360,9 @@ async def run_bench(
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
         # warm-up (not measured): is the front door able to answer at all?
-        body = {"sender": f"bench-{run}-warm", "message": "hi", "metadata": {"bot": "chatbot"}}
-        async with client.post("/webhooks/rest/webhook", json=body) as r:
+        body = {"message": "hi", "metadata": {"bot": "chatbot"}}
+        headers = {"Authorization": f"Bearer {await _session_token(client)}"}
+        async with client.post("/webhooks/rest/webhook", json=body, headers=headers) as r:
             if r.status != 200:
                 raise BenchError(f"warm-up turn answered HTTP {r.status}: {await r.text()}")
             said = " ".join(m.get("text", "") for m in await r.json())

@@ -28,15 +28,19 @@ from rich.table import Table
 
 from events import subjects
 from events.bus import Bus
+from events.claims import ClaimIssuer, KeyRing, SigningKey, system_actor
 from events.embedded import EmbeddedNats, free_port
 from events.envelope import Actor, Conversation, Envelope
-from events.micro import micro_subject
+from events.micro import ServiceClient
 from frontdoor.bench_bus import ReplyWaiter, _process_cpu_seconds
 from frontdoor.eventloop import run
 
 CHANNEL: Final = "web"
 #: The bench channel's replies: each intent's reply payload, by correlation id.
 Replies = ReplyWaiter[dict[str, Any]]
+#: The bench plays the gateway: it signs claims with a key the management process trusts.
+_KEY = SigningKey.generate()
+_ISSUER = ClaimIssuer(_KEY)
 
 
 @dataclass
@@ -55,11 +59,13 @@ async def _intent(
     bus: Bus, replies: Replies, actor: Actor, action: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
     """Send an intent in the actor's own conversation; its ``ok`` reply's JSON."""
+    conversation = Conversation(channel=CHANNEL, id=f"c-{actor.id}")
     env = Envelope.new(
         subjects.intent_type("management", action),
         payload,
-        conversation=Conversation(channel=CHANNEL, id=f"c-{actor.id}"),
+        conversation=conversation,
         actor=actor,
+        claim=_ISSUER.issue(actor, "management", conversation=(CHANNEL, conversation.id)),
     )
     answered = replies.expect(env.correlation_id)
     await bus.publish(env)
@@ -69,14 +75,15 @@ async def _intent(
     return reply
 
 
-async def _resolve(bus: Bus, identity: str) -> dict[str, Any]:
+async def _resolve(bus: Bus, actor_id: str) -> dict[str, Any]:
     """``resolve_actor`` on the request/reply door, as the front door asks it."""
-    body = json.dumps({"channel": CHANNEL, "identity": identity}).encode()
-    raw = await bus.request(micro_subject("management", "resolve_actor"), body, 30)
-    reply = json.loads(raw)
-    if reply.get("status") != "ok":
-        raise RuntimeError(f"resolve_actor failed: {reply.get('text')}")
-    return reply
+    client = ServiceClient(bus, _ISSUER, timeout=30)
+    reply = await client.call(
+        "management", "resolve_actor", {"actor": actor_id}, system_actor("gateway")
+    )
+    if reply.status != "ok":
+        raise RuntimeError(f"resolve_actor failed: {reply.text}")
+    return reply.model_dump(mode="json")
 
 
 async def _phase(
@@ -114,7 +121,7 @@ async def _round(bus: Bus, replies: Replies, pid: int, concurrency: int) -> list
     """One round on new users: resolve each, each opens a ticket, then reads it back."""
     tag = uuid.uuid4().hex[:6]
     actors = [
-        Actor(id=f"bench-{tag}-{i}", name=f"User {i}", roles=("user",))
+        Actor(id=f"site:bench-{tag}-{i}", name=f"User {i}", roles=("user",))
         for i in range(concurrency * 4)
     ]
     numbers: dict[str, int] = {}
@@ -126,7 +133,7 @@ async def _round(bus: Bus, replies: Replies, pid: int, concurrency: int) -> list
         payload = {
             "subject": "VPN drops every hour",
             "description": "Since Monday the VPN disconnects.",
-            "requester_email": f"{actor.id}@example.com",
+            "requester_email": f"{actor.id.partition(':')[2]}@example.com",
             "priority": "high",
         }
         reply = await _intent(bus, replies, actor, "ticket_create", payload)
@@ -154,6 +161,8 @@ async def run_bench(
     """
     with tempfile.TemporaryDirectory(prefix="fd-bench-mgmt-") as tmp:
         root = Path(tmp)
+        public_keys = root / "claims-public.jwks.json"
+        public_keys.write_text(json.dumps(KeyRing([_KEY.public]).to_jwks()))
         nats_server = EmbeddedNats(root / "nats")
         await nats_server.start()
         env = {
@@ -164,7 +173,9 @@ async def run_bench(
             or f"sqlite+aiosqlite:///{root / 'mgmt.db'}",
             "FRONTDOOR_PORT": str(free_port()),
             "FRONTDOOR_LOG_LEVEL": "warning",
+            "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE": str(public_keys),
         }
+        env.pop("FRONTDOOR_CLAIMS_PUBLIC_KEYS", None)
         env.pop("FRONTDOOR_DATABASE_URL", None)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -184,7 +195,7 @@ async def run_bench(
         try:
             for _ in range(300):  # wait until the service answers
                 with contextlib.suppress(Exception):
-                    await _resolve(bus, "warmup")
+                    await _resolve(bus, "site:warmup")
                     break
                 if proc.returncode is not None:
                     raise RuntimeError("the management process exited")

@@ -3,7 +3,9 @@
 Format (tests/scenarios/README.md): ``scenarios: [{name, bot, sender?, turns: [{user, expect,
 save?}]}]``. Each turn is sent through the REST webhook; ``expect`` (a Python regex) is searched
 in all reply texts of the turn joined by newlines; ``save: {var: regex}`` captures group 1 (or
-the whole match) for ``{var}`` in later ``user`` lines. Each scenario gets a fresh sender.
+the whole match) for ``{var}`` in later ``user`` lines. Each scenario is a new visitor: a fresh
+guest session (``POST /api/session``), whose conversation it is; a file's ``sender`` is only a
+label kept for compatibility with the shared scenario format.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Scenario(BaseModel):
 
     name: str
     bot: str = "chatbot"
-    sender: str | None = None
+    sender: str | None = Field(default=None, description="ignored: each run is a new session")
     turns: list[ScenarioTurn] = Field(min_length=1)
 
 
@@ -116,12 +118,25 @@ def _substitute(text: str, variables: dict[str, str]) -> str:
     return _VAR.sub(repl, text)
 
 
+async def _guest_headers(client: httpx.AsyncClient, timeout: float) -> dict[str, str]:
+    """A new guest session for a scenario: the REST channel's ``Authorization`` header."""
+    response = await client.post("/api/session", json={}, timeout=timeout)
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
 async def run_scenario(
     client: httpx.AsyncClient, scenario: Scenario, run_id: str, timeout: float = 30.0
 ) -> ScenarioResult:
     """Play one scenario through ``POST /webhooks/rest/webhook``; stop at the first failure."""
     result = ScenarioResult(scenario.name)
-    sender = f"{scenario.sender or 'scenario'}-{run_id}"
+    try:
+        headers = await _guest_headers(client, timeout)
+    except httpx.HTTPError as exc:
+        result.failure = TurnFailure(
+            scenario.name, 0, "", "", [], f"no guest session (POST /api/session): {exc!r}"
+        )
+        return result
     for number, turn in enumerate(scenario.turns, 1):
         try:
             text = _substitute(turn.user, result.variables)
@@ -131,12 +146,13 @@ async def run_scenario(
             )
             return result
         body: dict[str, Any] = {
-            "sender": sender,
             "message": text,
             "metadata": {"bot": scenario.bot, "message_id": f"{run_id}-{number}"},
         }
         try:
-            response = await client.post("/webhooks/rest/webhook", json=body, timeout=timeout)
+            response = await client.post(
+                "/webhooks/rest/webhook", json=body, headers=headers, timeout=timeout
+            )
         except httpx.HTTPError as exc:
             result.failure = TurnFailure(
                 scenario.name, number, text, turn.expect, [], f"request failed: {exc!r}"
@@ -172,7 +188,7 @@ async def run_scenario(
 async def run_files(
     url: str, files: list[Path], *, timeout: float = 30.0, concurrency: int = 4
 ) -> list[ScenarioResult]:
-    """Run every scenario of ``files`` (a fresh sender each) and return the results in order."""
+    """Run every scenario of ``files`` (a fresh session each) and return the results in order."""
     scenarios = [s for path in files for s in load_scenarios(path)]
     run = uuid.uuid4().hex[:8]
     slots = asyncio.Semaphore(concurrency)

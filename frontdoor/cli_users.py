@@ -78,7 +78,7 @@ async def _add(
 @users_app.command("add")
 def add(
     identities: list[str] = typer.Argument(
-        None, help="Identities such as slack:U123 or web:alice (linked to the user)"
+        None, help="Identities such as slack:U123 or site:alice (linked to the user)"
     ),
     role: list[str] = typer.Option([], "--role", "-r", help="admin or agent (repeatable)"),
     handle: str | None = typer.Option(None, help="Handle (default: derived from the identity)"),

@@ -24,12 +24,22 @@ from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
 from backend_services import registry
-from backend_services.runtime import ServiceRunner, http_router
-from bots.web.intents_api import ActorResolver, anonymous_user, intents_router
+from backend_services.runtime import ServiceRunner
+from bots.web.intents_api import intents_router
 from events.bus import Bus
+from events.claims import ClaimVerifier
 from events.embedded import EmbeddedNats
 from events.errors import FrontdoorError
 from events.memory import freeze_long_lived
+from frontdoor.keys import (
+    PUBLIC_FILE,
+    ClaimKeySettings,
+    KeysNotConfigured,
+    claim_issuer,
+    claim_verifier,
+    ensure_local_keys,
+    keys_dir,
+)
 from frontdoor.settings import FrontdoorSettings, redact_url
 
 log = structlog.get_logger("frontdoor.wiring")
@@ -113,21 +123,33 @@ async def open_bus(settings: FrontdoorSettings, *, embedded: bool, name: str) ->
     return Stack(bus=bus, server=server, pid_file=pid_file, nats_url=url)
 
 
-async def start_services(stack: Stack, names: list[str]) -> None:
-    """Start a runner for each service in ``names`` (stops the started ones on a failure)."""
+async def start_services(stack: Stack, names: list[str], keys_from: Path | None) -> None:
+    """Start a runner for each service in ``names`` (stops the started ones on a failure).
+
+    Each verifies claims with the public keys of the environment, else of ``keys_from`` (the
+    data directory of ``up``).
+    """
+    key_settings = ClaimKeySettings()
     for name in names:
-        runner = ServiceRunner(registry.load_service(name), stack.bus)
+        verifier = _verifier(key_settings, keys_from, name)
+        runner = ServiceRunner(registry.load_service(name), stack.bus, verifier=verifier)
         await runner.start()
         stack.runners.append(runner)
 
 
-def _resolver(bus: Bus, *, allow_anonymous: bool) -> ActorResolver:
-    """Bearer API keys resolved by management when it is registered, else anonymous users."""
-    if "management" not in registry.SERVICES:
-        return anonymous_user
-    from backend_services.management.auth import api_key_resolver
+def _verifier(settings: ClaimKeySettings, keys_from: Path | None, name: str) -> ClaimVerifier:
+    try:
+        return claim_verifier(settings, keys_from, name)
+    except KeysNotConfigured as exc:
+        raise ConfigurationError(str(exc)) from None
 
-    return api_key_resolver(bus, allow_anonymous=allow_anonymous)
+
+def _configured(make: Callable[[], Any]) -> Any:
+    """``make()``, with missing keys reported as a configuration error."""
+    try:
+        return make()
+    except KeysNotConfigured as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 async def _open_dialogue(bus: Bus, stack: Stack, *, train_if_missing: bool) -> Any:
@@ -158,40 +180,45 @@ async def _open_dialogue(bus: Bus, stack: Stack, *, train_if_missing: bool) -> A
 
 
 async def build_gateway(
-    settings: FrontdoorSettings, stack: Stack, *, train_if_missing: bool = False
+    settings: FrontdoorSettings,
+    stack: Stack,
+    *,
+    train_if_missing: bool = False,
+    keys_from: Path | None = None,
 ) -> FastAPI:
-    """The gateway app: web channels (when available), the headless API, the service doors."""
+    """The gateway app: web channels, the headless API, the services' HTTP doors.
+
+    Claims are signed with the environment's key, else with ``keys_from``'s (``up``).
+    """
+    from bots.web.app import create_gateway_app
+    from bots.web.settings import WebSettings
+    from frontdoor.doors import add_service_doors
+
     bus = stack.bus
+    issuer = _configured(lambda: claim_issuer(ClaimKeySettings(), keys_from))
+    web_settings = WebSettings()
     api = intents_router(
         bus,
-        actor_resolver=_resolver(bus, allow_anonymous=True),
         known_actions=registry.service_actions(),
+        allow_anonymous=web_settings.api_anonymous,
         timeout=settings.intent_timeout,
     )
     waiter = api.reply_waiter  # type: ignore[attr-defined]
     await waiter.start()
     stack.closers.append(waiter.stop)
-    try:
-        from bots.web.app import create_gateway_app
-    except ImportError as exc:
-        log.warning("web gateway not installed; serving the headless API only", error=str(exc))
-        app = FastAPI(title="Frontdoor")
-        app.include_router(api)
-    else:
-        dialogue = await _open_dialogue(bus, stack, train_if_missing=train_if_missing)
-        app = create_gateway_app(bus, dialogue, routers=[api])
-        _attach_slack(app)
+    dialogue = await _open_dialogue(bus, stack, train_if_missing=train_if_missing)
+    app = create_gateway_app(bus, dialogue, issuer=issuer, settings=web_settings, routers=[api])
+    _attach_slack(app)
+    add_service_doors(app, app.state.gateway, timeout=settings.intent_timeout)
     add_operational_routes(app, stack)
     return app
 
 
 def add_operational_routes(app: FastAPI, stack: Stack) -> None:
-    """The services' HTTP doors under ``/services``, ``/healthz`` and Prometheus ``/metrics``."""
+    """Routes of the services of this process (e.g. analysis's chart PNGs under ``/services``),
+    ``/healthz`` and Prometheus ``/metrics``."""
     bus = stack.bus
-    door_resolver = _resolver(bus, allow_anonymous=False)
     for runner in stack.runners:
-        app.include_router(http_router(runner, door_resolver), prefix="/services")
-        # A service's own extra routes (e.g. analysis serves its chart PNGs).
         for make_router in getattr(runner.service, "extra_routers", ()):
             app.include_router(make_router(runner), prefix="/services")
 
@@ -349,6 +376,11 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
     # Web session tokens must survive a restart (a reload keeps the conversation).
     if not os.environ.get("FRONTDOOR_SESSION_SECRET"):
         os.environ["FRONTDOOR_SESSION_SECRET"] = _local_secret(data_dir / "session-secret")
+    # The claims keys: generated on the first start; services (children too) verify with these.
+    _configured(lambda: ensure_local_keys(data_dir))
+    os.environ.setdefault(
+        "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE", str(keys_dir(data_dir) / PUBLIC_FILE)
+    )
     stop = asyncio.Event()
     sock = listen(settings)
     with _stop_on_signals(stop), contextlib.closing(sock):
@@ -363,10 +395,10 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
                 stack.closers.append(processes.stop)  # before the nats-server stops
                 await processes.start()
             else:
-                await start_services(stack, names)
+                await start_services(stack, names, data_dir)
             if stop.is_set():
                 return
-            app = await build_gateway(settings, stack, train_if_missing=True)
+            app = await build_gateway(settings, stack, train_if_missing=True, keys_from=data_dir)
             if processes is not None:
                 app.include_router(forwarding_router(processes))
                 app.state.gateway.health_checks.update(
@@ -402,6 +434,7 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
         stack = await open_bus(settings, embedded=False, name=f"frontdoor-{component}")
         try:
             if component == "gateway":
+                _require_session_secret()
                 app = await build_gateway(settings, stack)
                 await serve_http(
                     app,
@@ -413,8 +446,9 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                     sock,
                 )
             else:
-                await start_services(stack, [component])
-                # The service's third door (HTTP, OpenAPI at /docs), health and metrics.
+                await start_services(stack, [component], None)
+                # Health, metrics and the service's own extra routes; its HTTP door is the
+                # gateway's (/services/<component>/...), which forwards signed requests here.
                 app = FastAPI(title=f"Frontdoor {component} service")
                 add_operational_routes(app, stack)
                 await serve_http(
@@ -422,15 +456,25 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                     settings,
                     stop,
                     lambda base: print(
-                        f"service {component} is serving intents and requests on NATS and "
-                        f"HTTP on {base}/services/{component}/... (docs: {base}/docs); "
-                        "Ctrl+C to stop",
+                        f"service {component} is serving intents and requests on NATS "
+                        f"(health: {base}/healthz); its HTTP door is the gateway's "
+                        f"/services/{component}/...; Ctrl+C to stop",
                         flush=True,
                     ),
                     sock,
                 )
         finally:
             await stack.aclose()
+
+
+def _require_session_secret() -> None:
+    """``serve gateway`` shares web sessions across replicas and restarts: it needs the secret."""
+    if not os.environ.get("FRONTDOOR_SESSION_SECRET"):
+        raise ConfigurationError(
+            "FRONTDOOR_SESSION_SECRET is not set: every gateway replica must sign web sessions "
+            "with the same secret (32+ random characters, e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`), or widgets are logged out on every restart"
+        )
 
 
 def fail(message: str) -> None:

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from backend_services.runtime import HandlerContext, Service, ServiceRunner
+from backend_services.runtime import HandlerContext, Service
 from events import subjects
 from events.bus import Bus, Delivery
 from events.embedded import find_nats_server, free_port
 from events.envelope import Actor, Conversation, Envelope
+from events.micro import ServiceClient
 from events.payloads import Reply
+from tests.claims import TEST_ISSUER, signed, signed_runner
 from tests.conftest import TEST_LIMITS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,14 +86,16 @@ async def test_each_component_works_with_its_own_user(secured_nats: str) -> None
     async def ping(payload: Empty, ctx: HandlerContext) -> Pong:
         return Pong()
 
-    runner = ServiceRunner(svc, service_bus)
+    runner = signed_runner(svc, service_bus)
     await runner.start()
     try:
-        intent = Envelope.new(
-            subjects.intent_type("marketing", "ping"),
-            {},
-            conversation=Conversation(channel="api", id="perm"),
-            actor=Actor(id="u", roles=("user",)),
+        intent = signed(
+            Envelope.new(
+                subjects.intent_type("marketing", "ping"),
+                {},
+                conversation=Conversation(channel="api", id="perm"),
+                actor=Actor(id="site:u", roles=("user",)),
+            )
         )
         replies = gateway.tail(subjects.events_filter(channel="api", envelope_type="reply"))
         await gateway.publish(intent)
@@ -99,8 +103,10 @@ async def test_each_component_works_with_its_own_user(secured_nats: str) -> None
         await replies.aclose()
         assert reply.correlation_id == intent.id and reply.payload_as(Reply).status == "ok"
         # request/reply door and discovery work for the gateway too
-        raw = await gateway.request("fd.svc.marketing.ping", b"{}", timeout=5)
-        assert Reply.model_validate_json(raw).status == "ok"
+        answer = await ServiceClient(gateway, TEST_ISSUER).call(
+            "marketing", "ping", {}, Actor(id="site:u", roles=("user",)), conversation=("api", "p")
+        )
+        assert answer.status == "ok"
         # the gateway keeps conversation state in KV
         kv = await gateway.key_value(subjects.CONVERSATIONS_BUCKET)
         await kv.put("k", b"v")

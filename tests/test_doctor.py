@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from backend_services.registry import service_names
-from backend_services.runtime import HandlerContext, Service, ServiceRunner
+from backend_services.runtime import HandlerContext, Service
 from events.bus import Bus
 from events.embedded import EmbeddedNats, free_port
 from frontdoor.doctor import run_doctor
+from tests.claims import signed_runner
 
 
 class Empty(BaseModel):
@@ -25,7 +26,7 @@ async def test_doctor_reports_streams_and_missing_services(
     async def noop(payload: Empty, ctx: HandlerContext) -> Empty:
         return payload
 
-    runner = ServiceRunner(svc, bus)
+    runner = signed_runner(svc, bus)
     await runner.start()
     try:
         report = await run_doctor(nats_server.url, shown_url=nats_server.url)

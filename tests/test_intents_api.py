@@ -8,20 +8,28 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException, Request
 
+from bots.web.app import create_gateway_app
 from bots.web.intents_api import intents_router
 from events.bus import Bus, Delivery
-from events.envelope import SYSTEM_ACTOR, Actor
+from events.envelope import SYSTEM_ACTOR
 from events.payloads import Reply
+from tests.bots.conftest import ScriptedDialogue, SimpleTurn, make_settings
+from tests.claims import TEST_ISSUER, verifier_for
 
 KNOWN = {"echo": {"say", "deny"}, "silent": {"wait"}}
 
 
 async def _echo_worker(bus: Bus):
+    """A raw worker of ``echo`` that answers with what the intent's *signed claim* says."""
+    verifier = verifier_for("echo")
+
     async def handle(d: Delivery) -> None:
         assert d.envelope is not None
         action = d.envelope.type.rsplit(".", 1)[1]
+        claims = verifier.verify(d.envelope.claim)
+        conv = d.envelope.conversation
+        assert claims.allows(conv.channel, conv.id)
         if action == "deny":
             reply = Reply(text="no", status="denied", service="echo", action=action)
         else:
@@ -29,7 +37,7 @@ async def _echo_worker(bus: Bus):
                 text=str(d.envelope.payload.get("text", "")),
                 service="echo",
                 action=action,
-                data={"actor": d.envelope.actor.id, "roles": list(d.envelope.actor.roles)},
+                data={"actor": claims.actor.id, "roles": list(claims.actor.roles)},
             )
         await bus.publish(
             d.envelope.follow("reply", reply, actor=SYSTEM_ACTOR, id=uuid.uuid5(d.envelope.id, "r"))
@@ -39,43 +47,62 @@ async def _echo_worker(bus: Bus):
     return await bus.work("echo", handle)
 
 
-async def _resolver(request: Request) -> Actor:
-    token = request.headers.get("authorization", "")
-    if token == "Bearer good":
-        return Actor(id="user:ada", roles=("agent",))
-    if token:
-        raise HTTPException(401, "Unknown or revoked API key.")
-    return Actor(id="anonymous", roles=("user",))
-
-
-@pytest.fixture
-async def client(bus: Bus) -> AsyncIterator[httpx.AsyncClient]:
-    router = intents_router(bus, actor_resolver=_resolver, known_actions=KNOWN, timeout=1.0)
-    app = FastAPI()
-    app.include_router(router)
+async def _api_client(bus: Bus, *, allow_anonymous: bool) -> AsyncIterator[httpx.AsyncClient]:
+    router = intents_router(bus, known_actions=KNOWN, allow_anonymous=allow_anonymous, timeout=1.0)
+    app = create_gateway_app(
+        bus,
+        ScriptedDialogue(),
+        issuer=TEST_ISSUER,
+        settings=make_settings(rate_limit=1000),
+        routers=[router],
+        turn_factory=SimpleTurn,
+    )
     worker = await _echo_worker(bus)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        session = (await c.post("/api/session")).json()
+        c.headers["Authorization"] = f"Bearer {session['token']}"
+        c.headers["X-Test-Sender"] = session["sender"]
         yield c
     await router.reply_waiter.stop()  # type: ignore[attr-defined]
     await worker.stop()
 
 
-async def test_reply_comes_back_with_the_resolved_actor(client: httpx.AsyncClient) -> None:
+@pytest.fixture
+async def client(bus: Bus) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the intents API with a guest session's token (anonymous access off)."""
+    async for c in _api_client(bus, allow_anonymous=False):
+        yield c
+
+
+async def test_reply_comes_back_with_the_signed_actor(client: httpx.AsyncClient) -> None:
     r = await client.post("/api/intents/echo/say", json={"text": "héllo"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["reply"]["text"] == "héllo" and body["reply"]["status"] == "ok"
-    assert body["reply"]["data"] == {"actor": "anonymous", "roles": ["user"]}
+    sender = client.headers["X-Test-Sender"]
+    assert body["reply"]["data"] == {"actor": f"guest:{sender}", "roles": ["guest"]}
     uuid.UUID(body["correlation_id"])
-    r = await client.post(
-        "/api/intents/echo/say", json={"text": "x"}, headers={"Authorization": "Bearer good"}
-    )
-    assert r.json()["reply"]["data"] == {"actor": "user:ada", "roles": ["agent"]}
-    r = await client.post(
-        "/api/intents/echo/say", json={"text": "x"}, headers={"Authorization": "Bearer bad"}
-    )
-    assert r.status_code == 401
+    for bad in ("Bearer fds_forged", "Bearer something", "Basic Zm9vOmJhcg=="):
+        r = await client.post(
+            "/api/intents/echo/say", json={"text": "x"}, headers={"Authorization": bad}
+        )
+        assert r.status_code == 401, bad
+        assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_anonymous_callers_are_refused_unless_switched_on(bus: Bus) -> None:
+    async for c in _api_client(bus, allow_anonymous=False):
+        del c.headers["Authorization"]
+        r = await c.post("/api/intents/echo/say", json={"text": "x"})
+        assert r.status_code == 401 and "credential is required" in r.json()["detail"]
+        # 401 before anything else: an unauthenticated caller learns nothing of the services
+        assert (await c.post("/api/intents/nosuch/say", json={})).status_code == 401
+    async for c in _api_client(bus, allow_anonymous=True):
+        del c.headers["Authorization"]
+        r = await c.post("/api/intents/echo/say", json={"text": "x"})
+        assert r.status_code == 200
+        assert r.json()["reply"]["data"] == {"actor": "guest:anonymous", "roles": ["guest"]}
 
 
 async def test_many_concurrent_requests_each_get_their_own_reply(client: httpx.AsyncClient) -> None:

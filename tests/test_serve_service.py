@@ -1,5 +1,6 @@
-"""``frontdoor serve <service>``: one service alone against NATS_URL, with all three doors
-(intents, request/reply, HTTP with OpenAPI), ``/healthz`` and Prometheus ``/metrics``."""
+"""``frontdoor serve <service>``: one service alone against NATS_URL (intents and signed
+request/reply; its HTTP door is the gateway's), ``/healthz`` and Prometheus ``/metrics``; it
+refuses to start without the claims public keys."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import httpx
 import pytest
 
 from events.bus import Bus
+from events.claims import system_actor
 from events.embedded import EmbeddedNats, free_port
-from events.micro import discover, micro_subject
+from events.micro import ServiceClient, discover, micro_subject
 from events.payloads import Reply
+from tests.claims import TEST_ISSUER, TEST_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +33,7 @@ async def test_serve_one_service_with_its_three_doors(
     port = free_port()
     env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
     env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"), FRONTDOOR_LOG_FORMAT="json")
+    env["FRONTDOOR_CLAIMS_PUBLIC_KEYS"] = json.dumps(TEST_KEYS.to_jwks())
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
@@ -52,16 +56,18 @@ async def test_serve_one_service_with_its_three_doors(
                     pass
                 assert time.monotonic() < deadline, log_path.read_text()[-3000:]
                 await asyncio.sleep(0.2)
-            # HTTP door with OpenAPI; anonymous callers are refused (API keys are required)
+            # No HTTP door here: the gateway serves it and forwards signed requests.
             spec = (await client.get("/openapi.json")).json()
-            assert "/services/management/ticket_create" in spec["paths"]
-            refused = await client.post("/services/management/whoami", json={})
-            assert refused.status_code == 401
-            # request/reply door and $SRV discovery
-            raw = await bus.request(
+            assert "/services/management/ticket_create" not in spec["paths"]
+            # The request door answers a claim signed with the configured key, and only that.
+            unsigned = await bus.request(
                 micro_subject("management", "services_status"), json.dumps({}).encode()
             )
-            assert "management" in Reply.model_validate_json(raw).text
+            assert Reply.model_validate_json(unsigned).status == "denied"
+            status = await ServiceClient(bus, TEST_ISSUER, timeout=10).call(
+                "management", "services_status", {}, system_actor("gateway")
+            )
+            assert status.status == "ok" and "management" in status.text
             assert [p["name"] for p in await discover(bus, "PING", "management")] == ["management"]
             metrics = (await client.get("/metrics/")).text
             assert 'frontdoor_service_calls_total{action="services_status"' in metrics
@@ -98,3 +104,30 @@ async def test_a_taken_port_is_a_clear_error_before_anything_starts(
             assert "--port" in done.stderr
     # nothing was started: `up` left no embedded server behind
     assert not (tmp_path / "up" / "nats-server.pid").exists()
+
+
+@pytest.mark.timeout(60)
+async def test_serve_refuses_to_start_without_the_claims_keys(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
+    env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"), FRONTDOOR_SESSION_SECRET="s" * 40)
+    for name in ("FRONTDOOR_CLAIMS_PUBLIC_KEYS", "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE"):
+        env.pop(name, None)
+    for name in ("FRONTDOOR_CLAIMS_SIGNING_KEY", "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE"):
+        env.pop(name, None)
+    for component, wanted in (
+        ("management", "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE"),
+        ("gateway", "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE"),
+    ):
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "frontdoor.cli", "serve", component, "--port", "0"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=45,
+        )
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert wanted in done.stderr and "docs/security.md" in done.stderr

@@ -1,7 +1,7 @@
 """``frontdoor up`` end to end: a real process, embedded NATS, a ticket through the headless API,
 then SIGINT: a clean exit (code 0) and no nats-server left behind. The same with ``--split``
-(each service a child process): the services' HTTP doors still answer under /services, and no
-child outlives ``up``."""
+(each service a child process): the services' HTTP doors (the gateway's) still answer under
+/services, and no child outlives ``up``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ def _alive(pid: int) -> bool:
 def _pgrep(pattern: str) -> list[int]:
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
+
+
+def _guest_headers(base: str) -> dict[str, str]:
+    """A new guest session's ``Authorization`` header."""
+    session = httpx.post(f"{base}/api/session", json={}, timeout=10).json()
+    return {"Authorization": f"Bearer {session['token']}"}
 
 
 def _kill_management_and_see_it_restarted(base: str, pid: int) -> None:
@@ -103,14 +109,17 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
         assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
         assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the web widget
 
+        # A visitor: a guest session (no credential at all is a 401).
+        ticket = {
+            "subject": "Smoke test: the printer is on fire",
+            "requester_email": "smoke@example.com",
+            "priority": "high",
+        }
+        anonymous = httpx.post(f"{base}/api/intents/management/ticket_create", json=ticket)
+        assert anonymous.status_code == 401, anonymous.text
+        guest = _guest_headers(base)
         response = httpx.post(
-            f"{base}/api/intents/management/ticket_create",
-            json={
-                "subject": "Smoke test: the printer is on fire",
-                "requester_email": "smoke@example.com",
-                "priority": "high",
-            },
-            timeout=60,
+            f"{base}/api/intents/management/ticket_create", json=ticket, headers=guest, timeout=60
         )
         assert response.status_code == 200, response.text
         body = response.json()
@@ -120,15 +129,30 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
         assert reply["data"]["subject"] == "Smoke test: the printer is on fire"
 
         got = httpx.post(
-            f"{base}/api/intents/management/ticket_get", json={"ticket": number}, timeout=60
+            f"{base}/api/intents/management/ticket_get",
+            json={"ticket": number},
+            headers=guest,
+            timeout=60,
         )
-        # Anonymous callers cannot read tickets back (management's rule): a clear 403 reply.
-        assert got.status_code == 403, got.text
-        assert got.json()["reply"]["status"] == "denied"
-        assert httpx.post(f"{base}/api/intents/nosuch/thing", json={}).status_code == 404
-        # a service's own HTTP door (in split mode forwarded to its process): no API key, 401
-        door = httpx.post(f"{base}/services/management/ticket_get", json={"ticket": number})
+        assert got.status_code == 200, got.text  # the guest who opened it may read it
+        # Another visitor cannot read it (management's rule): a clear 403 reply.
+        other = httpx.post(
+            f"{base}/api/intents/management/ticket_get",
+            json={"ticket": number},
+            headers=_guest_headers(base),
+            timeout=60,
+        )
+        assert other.status_code == 403, other.text
+        assert other.json()["reply"]["status"] == "denied"
+        nosuch = httpx.post(f"{base}/api/intents/nosuch/thing", json={}, headers=guest)
+        assert nosuch.status_code == 404
+        # The services' HTTP doors are the gateway's, in both shapes: a credential is needed,
+        # and the service checks the claim the gateway signs for it.
+        door_url = f"{base}/services/management/ticket_get"
+        door = httpx.post(door_url, json={"ticket": number})
         assert door.status_code == 401, door.text
+        door = httpx.post(door_url, json={"ticket": number}, headers=guest, timeout=60)
+        assert door.status_code == 200 and door.json()["number"] == number, door.text
         # /healthz shows every service, in this process or as a child process
         health = httpx.get(f"{base}/healthz", timeout=5).json()
         assert set(health["services"]) == set(registry.service_names()), health
@@ -140,6 +164,7 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
             again = httpx.post(
                 f"{base}/api/intents/management/ticket_create",
                 json={"subject": "After the restart", "requester_email": "smoke@example.com"},
+                headers=guest,
                 timeout=60,
             )
             assert again.status_code == 200, again.text

@@ -37,7 +37,8 @@ service = Service(
     "analysis", version="0.1.0", description="Metrics and charts from the ordered event bus"
 )
 
-ANYONE = {"user", "agent", "admin"}
+#: Guests (widget and REST visitors nobody identified) included.
+ANYONE = {"guest", "user", "agent", "admin"}
 STAFF = {"agent", "admin"}
 DASHBOARD = (
     "conversations",

@@ -56,7 +56,8 @@ service = Service(
     description="Summaries, reply drafts, marketing copy and expert answers (LangChain)",
 )
 
-ANYONE = {"user", "agent", "admin"}
+#: Guests (widget and REST visitors nobody identified) included.
+ANYONE = {"guest", "user", "agent", "admin"}
 STAFF = {"agent", "admin"}
 #: Reading a conversation: how long to wait for its first event, then for each next one
 #: before the conversation is considered read to its end.
@@ -180,7 +181,9 @@ async def read_conversation(bus: Bus, channel: str, conversation_id: str) -> lis
 async def fetch_ticket(ctx: HandlerContext, number: int) -> dict:
     """The ticket from the management service (``fd.svc.management.ticket_get``), as the caller.
 
-    Management checks that the caller may see it; its refusal is passed on as it is.
+    The caller's own signed claim goes along (its audience includes management, see
+    ``events.claims.DELEGATIONS``): management checks that *the caller* may see it, and its
+    refusal is passed on as it is. Generative cannot make up an actor of its own.
     """
     request = Envelope.new(
         subjects.intent_type("management", "ticket_get"),
@@ -189,6 +192,7 @@ async def fetch_ticket(ctx: HandlerContext, number: int) -> dict:
         actor=ctx.actor,
         correlation_id=ctx.correlation_id,
         causation_id=ctx.envelope.id,
+        claim=ctx.envelope.claim,
     )
     try:
         raw = await ctx.bus.request(

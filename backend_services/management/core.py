@@ -53,25 +53,25 @@ def state_of(ctx: HandlerContext) -> ManagementState:
     return st
 
 
-def actor_key(channel: str, actor_id: str) -> str:
-    """``channel:actor id``; API-key actors are already ``user:<handle>``."""
-    if actor_id.startswith(users_repo.USER_ACTOR_PREFIX):
-        return actor_id
-    return f"{channel}:{actor_id}"
+#: The one actor every anonymous headless-API caller shares: it owns nothing.
+ANONYMOUS_ACTOR_ID = "guest:anonymous"
 
 
 async def caller_of(s: AsyncSession, ctx: HandlerContext) -> Caller:
-    """The calling actor with their registered user, if any."""
+    """The calling (verified) actor with their registered user, if any.
+
+    The actor id is already namespaced by what proved it (``slack:U1``, ``guest:w-...``), so it
+    is the key of what the caller creates. The email is the user's, or one the claim verified.
+    """
     actor = ctx.actor
-    channel = ctx.envelope.conversation.channel
-    user = await users_repo.user_for_actor(s, channel, actor)
+    user = await users_repo.user_for_actor(s, actor)
     return Caller(
-        key=actor_key(channel, actor.id),
+        key=actor.id,
         name=actor.name or (user.name if user else None),
         user=user,
         staff=actor.has_any(STAFF),
-        email=user.email if user else None,
-        anonymous=actor.id == "anonymous" and user is None,
+        email=(user.email if user else None) or ctx.verified_email,
+        anonymous=actor.id == ANONYMOUS_ACTOR_ID,
     )
 
 

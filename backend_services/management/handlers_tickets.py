@@ -12,8 +12,8 @@ from backend_services.management import domain_events as ev
 from backend_services.management import tickets_repo as repo
 from backend_services.management import users_repo
 from backend_services.management.core import (
+    ANONYMOUS_ACTOR_ID,
     Applied,
-    actor_key,
     apply_once,
     caller_of,
     service,
@@ -70,8 +70,7 @@ async def _check_read_access(s: AsyncSession, ticket: Ticket, ctx: HandlerContex
     actor = ctx.actor
     if actor.has_any(STAFF):
         return
-    key = actor_key(ctx.envelope.conversation.channel, actor.id)
-    if actor.id != "anonymous" and ticket.created_by == key:
+    if actor.id != ANONYMOUS_ACTOR_ID and ticket.created_by == actor.id:
         return
     _check_access(ticket, await caller_of(s, ctx))
 

@@ -7,11 +7,16 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend_services.management import users_repo as repo
-from backend_services.management.core import Applied, apply_once, service, state_of
+from backend_services.management.core import (
+    ANONYMOUS_ACTOR_ID,
+    Applied,
+    apply_once,
+    service,
+    state_of,
+)
 from backend_services.management.domain_events import UserRolesChanged
 from backend_services.management.errors import Denied, HandlerError
-from backend_services.management.identities import IDENTITY_CHANNELS, parse_identity
-from backend_services.management.lifecycle import ADMIN, ANYONE
+from backend_services.management.lifecycle import ADMIN, ANYONE, SYSTEM
 from backend_services.management.schemas_users import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -181,12 +186,14 @@ async def user_unlink_identity(payload: IdentityLink, ctx: HandlerContext) -> Us
 async def api_key_create(payload: ApiKeyCreate, ctx: HandlerContext) -> ApiKeyCreated:
     """The key is answered once and stored only as a hash.
 
-    Refused on chat channels: answers there are kept on the event bus, and a key must not be.
+    Refused on the intent door (chat and the headless intents API): those answers are kept on
+    the event bus, and a key must not be.
     """
-    if ctx.envelope.conversation.channel != "api":
+    if ctx.door != "request":
         raise Denied(
-            "API keys are issued only over the HTTP API or a direct request (or with the "
-            "'frontdoor users' CLI), never in a chat: chat answers are kept on the event bus."
+            "API keys are issued only on the services' HTTP door (/services/management/"
+            "api_key_create) or a direct request (or with the 'frontdoor users' CLI), never in a "
+            "chat or the intents API: those answers are kept on the event bus."
         )
     st = state_of(ctx)
     async with st.db.write_session() as s:
@@ -204,25 +211,35 @@ async def api_key_revoke(payload: ApiKeyRevoke, ctx: HandlerContext) -> ApiKeyRe
         return ApiKeyRevoked(id=row.id, user=user.handle if user else "?", name=row.name)
 
 
-async def resolve(s: AsyncSession, channel: str, identity: str, now: datetime) -> ResolvedActor:
-    """The roles of ``channel``/``identity`` (unknown: plain ``user``)."""
-    channel = channel.strip().lower()
-    if channel not in IDENTITY_CHANNELS:
-        raise HandlerError(
-            f"Unknown channel '{channel}' (use {', '.join(IDENTITY_CHANNELS)}).",
-        )
-    if channel == "api":
-        user = await repo.user_by_api_key(s, identity, now)
-        actor_id = f"{repo.USER_ACTOR_PREFIX}{user.handle}" if user else "anonymous"
-        roles = await repo.roles_of(s, user) if user else []
-    else:
-        channel, value = parse_identity(f"{channel}:{identity}")
-        user, roles = await repo.user_and_roles_by_identity(s, channel, value)
-        actor_id = value
+#: Roles of an actor nobody identified (a widget or REST guest, an anonymous API caller).
+GUEST_ROLES = ["guest"]
+
+
+async def resolve_key(s: AsyncSession, key: str, now: datetime) -> ResolvedActor:
+    """The user of an API key (recording its use); unknown or revoked: ``known`` false."""
+    user = await repo.user_by_api_key(s, key, now)
     if user is None:
-        return ResolvedActor(channel=channel, actor_id=actor_id, known=False, roles=["user"])
+        return ResolvedActor(actor_id=ANONYMOUS_ACTOR_ID, known=False, roles=GUEST_ROLES)
+    return _known(f"{repo.USER_ACTOR_PREFIX}{user.handle}", user, await repo.roles_of(s, user))
+
+
+async def resolve(s: AsyncSession, actor_id: str) -> ResolvedActor:
+    """The roles of a proven actor id: guests ``guest``, unknown people ``user``."""
+    identity = repo.linkable_identity(actor_id)
+    if identity is None:
+        if actor_id.startswith(repo.USER_ACTOR_PREFIX):
+            user = await repo.find_user(s, actor_id)
+            if user is not None:
+                return _known(actor_id, user, await repo.roles_of(s, user))
+        return ResolvedActor(actor_id=actor_id, known=False, roles=GUEST_ROLES)
+    user, roles = await repo.user_and_roles_by_identity(s, *identity)
+    if user is None:
+        return ResolvedActor(actor_id=actor_id, known=False, roles=["user"])
+    return _known(actor_id, user, roles)
+
+
+def _known(actor_id: str, user: User, roles: list[str]) -> ResolvedActor:
     return ResolvedActor(
-        channel=channel,
         actor_id=actor_id,
         known=True,
         user=user.handle,
@@ -232,34 +249,28 @@ async def resolve(s: AsyncSession, channel: str, identity: str, now: datetime) -
     )
 
 
-@service.handler("resolve_actor", roles=None, summary="Roles of a channel identity")
+@service.handler(
+    "resolve_actor", roles=SYSTEM, internal=True, summary="Roles of a proven actor or API key"
+)
 async def resolve_actor(payload: ResolveActor, ctx: HandlerContext) -> ResolvedActor:
-    """Used by the front door (and the HTTP door for API keys) to fill ``Actor.roles``."""
+    """The gateway's: the roles to sign into an actor's claims. Never on a public door."""
     db = state_of(ctx).db
-    if payload.channel.strip().lower() != "api":
-        # A channel identity is only read: no write transaction (nor its commit) needed.
+    if payload.actor is not None:
+        # An actor is only read: no write transaction (nor its commit) needed.
         async with db.session() as s:
-            return await resolve(s, payload.channel, payload.identity, ctx.now())
+            return await resolve(s, payload.actor)
+    assert payload.api_key is not None
     async with db.write_session() as s:  # records the key's last use
-        return await resolve(s, payload.channel, payload.identity, ctx.now())
+        return await resolve_key(s, payload.api_key, ctx.now())
 
 
 @service.handler("whoami", roles=ANYONE, summary="Who am I and which roles do I have?")
 async def whoami(payload: NoInput, ctx: HandlerContext) -> ResolvedActor:
     """The caller's own user and roles as management knows them."""
-    channel = ctx.envelope.conversation.channel
     async with state_of(ctx).db.session() as s:
-        user = await repo.user_for_actor(s, channel, ctx.actor)
+        user = await repo.user_for_actor(s, ctx.actor)
         if user is None:
             return ResolvedActor(
-                channel=channel, actor_id=ctx.actor.id, known=False, roles=["user"]
+                actor_id=ctx.actor.id, known=False, roles=sorted(ctx.actor.roles) or GUEST_ROLES
             )
-        return ResolvedActor(
-            channel=channel,
-            actor_id=ctx.actor.id,
-            known=True,
-            user=user.handle,
-            name=user.name,
-            email=user.email,
-            roles=await repo.roles_of(s, user),
-        )
+        return _known(ctx.actor.id, user, await repo.roles_of(s, user))

@@ -1,4 +1,10 @@
-"""Identities (``channel:value``) and API keys: parsing, hashing, generating."""
+"""Identities (``channel:value``) and API keys: parsing, hashing, generating.
+
+Only identities something proves can be linked to a user: ``slack`` (Slack signs every request),
+``site`` (a user token signed by the site that embeds the widget or calls the REST channel) and
+``email``. Widget and REST guests (``guest:...``) are never linked: their ids are sessions the
+gateway issued, not people.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ import hashlib
 import secrets
 from typing import Final
 
-#: Channels an identity can come from (the envelope's conversation channels).
-IDENTITY_CHANNELS: Final = ("slack", "web", "rest", "api", "email")
+#: Kinds of identity a user can be linked to (``api`` keys are issued, not linked).
+IDENTITY_CHANNELS: Final = ("slack", "site", "email", "api")
+#: Actor id prefixes (``events.envelope.Actor``) that name a linkable identity.
+LINKABLE_ACTOR_PREFIXES: Final = ("slack", "site", "email")
 #: API keys start with this, so they are recognisable in logs and secret scanners.
 API_KEY_PREFIX: Final = "fdk_"
 

@@ -14,10 +14,13 @@ STATUSES: Final[tuple[str, ...]] = ("open", "pending", "on_hold", "solved", "clo
 PRIORITIES: Final[tuple[str, ...]] = ("low", "normal", "high", "urgent")
 ROLES: Final[tuple[str, ...]] = ("admin", "agent", "user")
 
-#: Who may call what (``roles=`` of the handlers).
-ANYONE: Final = {"user", "agent", "admin"}
+#: Who may call what (``roles=`` of the handlers). Guests (widget and REST visitors nobody
+#: identified) may open and follow their own tickets: ownership, not the role, protects them.
+ANYONE: Final = {"guest", "user", "agent", "admin"}
 STAFF: Final = {"agent", "admin"}
 ADMIN: Final = {"admin"}
+#: Other Frontdoor components acting for themselves (signed ``system:<component>`` claims).
+SYSTEM: Final = {"system"}
 
 #: status -> the statuses it may move to. ``closed -> open`` is a reopen.
 TRANSITIONS: Final[dict[str, frozenset[str]]] = {

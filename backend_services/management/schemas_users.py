@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from backend_services.management.identities import parse_identity
 from backend_services.management.lifecycle import Role
@@ -110,11 +110,19 @@ class ApiKeyRevoke(_In):
 
 
 class ResolveActor(_In):
-    """Who is this? ``channel`` + the channel's identity (for ``api``: the API key itself)."""
+    """Who is this? A proven actor id (``slack:U123``, ``site:42``, ``guest:...``), or an API key.
 
-    channel: str = Field(min_length=1, max_length=16)
-    identity: str = Field(min_length=1, max_length=300)
-    name: str | None = Field(default=None, max_length=256, description="Display name hint")
+    Internal (the gateway's): the gateway proved the id before it asks.
+    """
+
+    actor: str | None = Field(default=None, min_length=3, max_length=300)
+    api_key: str | None = Field(default=None, min_length=8, max_length=300)
+
+    @model_validator(mode="after")
+    def _one(self) -> ResolveActor:
+        if (self.actor is None) == (self.api_key is None):
+            raise ValueError("give exactly one of 'actor' and 'api_key'")
+        return self
 
 
 class ApiKeyOut(BaseModel):
@@ -190,9 +198,8 @@ class ApiKeyRevoked(BaseModel):
 
 
 class ResolvedActor(BaseModel):
-    """The roles of an identity; unknown identities are plain ``user``."""
+    """The roles of an actor: guests are ``guest``, unknown people plain ``user``."""
 
-    channel: str
     actor_id: str = Field(description="The id to put in the envelope's Actor")
     known: bool
     user: str | None = Field(default=None, description="Handle of the user, when known")
@@ -203,4 +210,4 @@ class ResolvedActor(BaseModel):
     def reply_text(self) -> str:
         """``slack:U123 is alice (roles admin, user).``"""
         who = self.user or "an unknown user"
-        return f"{self.channel}:{self.actor_id} is {who} (roles {', '.join(self.roles)})."
+        return f"{self.actor_id} is {who} (roles {', '.join(self.roles)})."

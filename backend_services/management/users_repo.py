@@ -9,7 +9,12 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend_services.management.errors import Conflict, NotFound
-from backend_services.management.identities import hash_api_key, new_api_key, parse_identity
+from backend_services.management.identities import (
+    LINKABLE_ACTOR_PREFIXES,
+    hash_api_key,
+    new_api_key,
+    parse_identity,
+)
 from backend_services.management.schemas_users import ApiKeyOut, UserOut
 from backend_services.management.tables import ApiKey, Identity, User, UserRole
 from events.envelope import Actor
@@ -89,14 +94,26 @@ async def user_by_api_key(s: AsyncSession, key: str, now: datetime | None = None
     return await s.get(User, row.user_id)
 
 
-async def user_for_actor(s: AsyncSession, channel: str, actor: Actor) -> User | None:
-    """The user behind an envelope's actor (identity ``channel:actor.id`` or ``user:<handle>``)."""
+def linkable_identity(actor_id: str) -> tuple[str, str] | None:
+    """``slack:U1`` -> ``("slack", "U1")``; ``None`` for ids no user can be linked to
+    (guests, API-key users, components)."""
+    kind, sep, value = actor_id.partition(":")
+    if not sep or not value or kind not in LINKABLE_ACTOR_PREFIXES:
+        return None
+    return parse_identity(actor_id)
+
+
+async def user_for_actor(s: AsyncSession, actor: Actor) -> User | None:
+    """The user behind a verified actor: ``user:<handle>`` (API key), or a linked identity."""
     if actor.id.startswith(USER_ACTOR_PREFIX):
         return await s.scalar(select(User).where(User.handle == actor.id[len(USER_ACTOR_PREFIX) :]))
-    if channel == "api":
+    identity = linkable_identity(actor.id)
+    if identity is None:
         return None
     return await s.scalar(
-        select(User).join(Identity).where(Identity.channel == channel, Identity.value == actor.id)
+        select(User)
+        .join(Identity)
+        .where(Identity.channel == identity[0], Identity.value == identity[1])
     )
 
 

@@ -259,9 +259,14 @@ class AnnounceOut(BaseModel):
 
 
 class LeadOut(BaseModel):
-    """A lead as the service shows it."""
+    """A lead as the service shows it.
 
-    id: int
+    A caller who is neither the marketing team nor the lead's verified owner gets back only what
+    they sent (no ``id``, ``created`` unknown): whether that email was already a lead is not
+    theirs to learn.
+    """
+
+    id: int | None
     name: str
     email: str
     company: str | None = None
@@ -270,7 +275,10 @@ class LeadOut(BaseModel):
     status: LeadStatus
     campaign: str | None = None
     source: str | None = None
-    created: bool = Field(default=True, description="False when an existing lead was updated")
+    created: bool | None = Field(
+        default=True,
+        description="False when an existing lead was updated; null when not the caller's to know",
+    )
 
     def reply_text(self) -> str:
         """Thank the person and say what happens with their data."""
@@ -282,7 +290,7 @@ class LeadOut(BaseModel):
             if self.consent
             else "You did not agree to be contacted, so we will not send you marketing messages."
         )
-        verb = "Thanks" if self.created else "Thanks, I updated your details"
+        verb = "Thanks, I updated your details" if self.created is False else "Thanks"
         return f"{verb}, {who}! We noted {self.email}. {contact}"
 
 

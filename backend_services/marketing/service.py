@@ -51,7 +51,8 @@ service = Service(
     "marketing", version="0.1.0", description="Campaigns, leads, segments and announcements"
 )
 
-ANYONE = {"user", "agent", "admin"}
+#: Guests (widget and REST visitors nobody identified) may leave their details too.
+ANYONE = {"guest", "user", "agent", "admin"}
 MANAGERS = {"agent", "admin"}
 
 
@@ -340,17 +341,40 @@ async def campaign_announce(payload: CampaignAnnounce, ctx: HandlerContext) -> A
 
 @service.handler("lead_capture", roles=ANYONE, summary="Capture a lead (with explicit consent)")
 async def lead_capture(payload: LeadCapture, ctx: HandlerContext) -> LeadOut:
-    """Store (or update, by email) a lead met in a conversation; emit ``lead.captured``."""
+    """Store (or update, by email) a lead met in a conversation; emit ``lead.captured``.
+
+    An existing lead's details (name, company, consent) change only for the marketing team or
+    the person whose email the caller's claim verified; anyone else's capture of a known email
+    changes nothing, and nobody but those two learns whether the email was known.
+    """
     conv = ctx.envelope.conversation
+    verified = ctx.verified_email
+    owner = verified is not None and verified.lower() == payload.email.lower()
+    privileged = ctx.actor.has_any(MANAGERS) or owner
     with domain_errors():
         lead, created = await _store(ctx).capture_lead(
             ctx.now(),
             payload.campaign,
             f"{conv.channel}:{conv.id}",
+            may_update=privileged,
             **payload.model_dump(exclude={"campaign"}),
         )
-    await ctx.emit("lead.captured", _lead_event(lead, created))
-    return lead_out(lead, created)
+    if lead is not None:
+        await ctx.emit("lead.captured", _lead_event(lead, created))
+    if privileged and lead is not None:
+        return lead_out(lead, created)
+    return LeadOut(
+        id=None,
+        name=payload.name,
+        email=payload.email,
+        company=payload.company,
+        interest=payload.interest,
+        consent=payload.consent,
+        status="new",
+        campaign=payload.campaign,
+        source=None,
+        created=None,
+    )
 
 
 @service.handler("lead_convert", roles=MANAGERS, summary="Mark a lead as converted")

@@ -293,15 +293,28 @@ class MarketingStore:
     # -- leads --------------------------------------------------------------------------------
 
     async def capture_lead(
-        self, now: datetime, campaign_ref: str | None, source: str | None, **fields: Any
-    ) -> tuple[Lead, bool]:
-        """Insert or update the lead with this email; return it and whether it is new."""
+        self,
+        now: datetime,
+        campaign_ref: str | None,
+        source: str | None,
+        *,
+        may_update: bool = True,
+        **fields: Any,
+    ) -> tuple[Lead | None, bool]:
+        """Insert or update the lead with this email; return it and whether it is new.
+
+        Without ``may_update`` an existing lead is left as it is and ``(None, False)`` comes
+        back: only the lead's own verified owner, or the marketing team, may change its details
+        (its consent above all).
+        """
         async with self.session() as session:
             campaign = await self._campaign(session, campaign_ref) if campaign_ref else None
             lead = (
                 await session.execute(select(Lead).where(Lead.email == fields["email"]))
             ).scalar_one_or_none()
             created = lead is None
+            if lead is not None and not may_update:
+                return None, False
             if lead is None:
                 lead = Lead(
                     created_at=now, status="new", source=source, campaign=campaign, **fields

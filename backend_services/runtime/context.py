@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel
@@ -45,11 +45,15 @@ class HandlerContext:
     service: ServiceContext
     envelope: Envelope
     action: str
+    #: the caller's email when the claim proved it (a signed site token, a registered user)
+    verified_email: str | None = None
+    #: how the call came: a chat ``intent`` (its reply is kept on the bus) or a ``request``
+    door: Literal["intent", "request"] = "intent"
     _emitted: int = 0
 
     @property
     def actor(self) -> Actor:
-        """Who asked."""
+        """Who asked, as the verified claim says (the envelope's actor is replaced by it)."""
         return self.envelope.actor
 
     @property

@@ -6,7 +6,7 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -81,16 +81,24 @@ def reply_from_output(spec: HandlerSpec, service: str, output: BaseModel) -> Rep
     )
 
 
-async def invoke(spec: HandlerSpec, service: ServiceContext, envelope: Envelope) -> Outcome:
+async def invoke(
+    spec: HandlerSpec,
+    service: ServiceContext,
+    envelope: Envelope,
+    *,
+    verified_email: str | None = None,
+    door: Literal["intent", "request"] = "intent",
+) -> Outcome:
     """Check roles, validate the payload and run the handler (counted and timed).
 
+    ``envelope.actor`` must be the *verified* actor (the door checked the signed claim).
     Returns an ``Outcome`` for every expected result (ok, invalid, denied, domain error).
     Unexpected exceptions propagate: the door decides whether to retry.
     """
     started = time.perf_counter()
     status = "exception"
     try:
-        outcome = await _invoke(spec, service, envelope)
+        outcome = await _invoke(spec, service, envelope, verified_email, door)
         status = outcome.reply.status
         return outcome
     finally:
@@ -98,7 +106,13 @@ async def invoke(spec: HandlerSpec, service: ServiceContext, envelope: Envelope)
         DURATION.labels(service.service, spec.action).observe(time.perf_counter() - started)
 
 
-async def _invoke(spec: HandlerSpec, service: ServiceContext, envelope: Envelope) -> Outcome:
+async def _invoke(
+    spec: HandlerSpec,
+    service: ServiceContext,
+    envelope: Envelope,
+    verified_email: str | None,
+    door: Literal["intent", "request"],
+) -> Outcome:
     name = service.service
     if spec.roles is not None and not envelope.actor.has_any(spec.roles):
         needed = ", ".join(sorted(spec.roles))
@@ -123,7 +137,13 @@ async def _invoke(spec: HandlerSpec, service: ServiceContext, envelope: Envelope
                 errors=errors,
             )
         )
-    ctx = HandlerContext(service=service, envelope=envelope, action=spec.action)
+    ctx = HandlerContext(
+        service=service,
+        envelope=envelope,
+        action=spec.action,
+        verified_email=verified_email,
+        door=door,
+    )
     try:
         output = await spec.fn(payload, ctx)
     except HandlerError as exc:

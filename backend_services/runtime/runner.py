@@ -5,6 +5,10 @@ and conversation, id derived from the intent id so a redelivery never answers tw
 acknowledged. A handler that raises is retried with back-off within the consumer's bound; after
 the last delivery the user gets a failure reply with a short reference, never silence.
 
+Trust: before any handler runs, both doors verify the envelope's signed claim (``events.claims``)
+and replace the envelope's actor with the one the claim proves. A missing, forged, expired or
+misaddressed claim is refused with a ``denied`` reply and a ``security.claim_rejected`` event.
+
 Why the ack does not wait for the server's confirmation (``Delivery.ack``, not ``ack_sync``):
 the ack is sent only after JetStream acknowledged storing the reply, so the answer is never lost.
 If the ack itself is lost (connection drop, server restart), the intent is redelivered after
@@ -18,6 +22,7 @@ per intent with the worker slot held.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -28,13 +33,33 @@ import structlog
 from pydantic import ValidationError
 
 from backend_services.runtime.context import Clock, ServiceContext, utc_now
-from backend_services.runtime.invoke import failure_reference, invoke
-from backend_services.runtime.service import Service
+from backend_services.runtime.invoke import Outcome, failure_reference, invoke
+from backend_services.runtime.service import HandlerSpec, Service
 from events import subjects
 from events.bus import Bus, Delivery, Worker
-from events.envelope import SYSTEM_ACTOR, Actor, Conversation, Envelope
-from events.micro import MicroEndpoint, MicroResponse, MicroService, start_micro_service
-from events.payloads import IntentFailed, Reply, ServiceState, ServiceStateName
+from events.claims import (
+    ClaimError,
+    ClaimVerifier,
+    VerifiedClaims,
+    system_actor,
+    unverified_conversation,
+)
+from events.envelope import SYSTEM_ACTOR, Conversation, Envelope
+from events.micro import (
+    CLAIM_HEADER,
+    MicroEndpoint,
+    MicroResponse,
+    MicroService,
+    start_micro_service,
+)
+from events.payloads import (
+    CLAIM_REJECTED,
+    IntentFailed,
+    Reply,
+    SecurityRefusal,
+    ServiceState,
+    ServiceStateName,
+)
 
 log = structlog.get_logger("frontdoor.runtime")
 _std_log = logging.getLogger("frontdoor.runtime")
@@ -55,13 +80,19 @@ class ServiceRunner:
         service: Service,
         bus: Bus,
         *,
+        verifier: ClaimVerifier,
         settings: Any = None,
         instance: str | None = None,
         concurrency: int = 16,
         clock: Clock = utc_now,
     ) -> None:
+        if verifier.audience != service.name:
+            raise ValueError(
+                f"the claim verifier is for {verifier.audience!r}, not {service.name!r}"
+            )
         self.service = service
         self.bus = bus
+        self.verifier = verifier
         self.concurrency = concurrency
         self.instance = instance or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.context = ServiceContext(
@@ -142,7 +173,14 @@ class ServiceRunner:
             return
         parsed = subjects.parse_intent_type(intent.type)
         action = parsed[1] if parsed else ""
-        spec = self.service.handlers.get(action)
+        try:
+            claims = self.verify(intent)
+        except ClaimError as exc:
+            await self._refuse(intent, action, "intent", exc)
+            await delivery.term()
+            return
+        intent = intent.model_copy(update={"actor": claims.actor})
+        spec = self.service.public_handlers().get(action)
         if spec is None:
             await self._answer(
                 intent,
@@ -157,7 +195,7 @@ class ServiceRunner:
             return
         keepalive = _KeepAlive(delivery, self.bus.limits.ack_wait_seconds / 3)
         try:
-            outcome = await invoke(spec, self.context, intent)
+            outcome = await invoke(spec, self.context, intent, verified_email=claims.email)
         except Exception as exc:
             keepalive.cancel()
             await self._on_handler_failure(delivery, intent, action, exc)
@@ -170,6 +208,51 @@ class ServiceRunner:
         await self.bus.publish(
             intent.follow("reply", reply, actor=SYSTEM_ACTOR, id=reply_id(intent))
         )
+
+    def verify(self, envelope: Envelope) -> VerifiedClaims:
+        """The claims of ``envelope``'s signed claim, bound to its conversation (or
+        ``ClaimError``)."""
+        claims = self.verifier.verify(envelope.claim)
+        conversation = envelope.conversation
+        if not claims.allows(conversation.channel, conversation.id):
+            raise ClaimError("wrong_conversation", "the claim is for another conversation")
+        return claims
+
+    async def _refuse(self, envelope: Envelope, action: str, door: str, exc: ClaimError) -> Reply:
+        """Answer an untrusted claim with ``denied`` and record a security event."""
+        log.warning(
+            "claim refused",
+            service=self.service.name,
+            action=action,
+            door=door,
+            reason=exc.reason,
+            claimed_actor=envelope.actor.id[:64],
+        )
+        reply = Reply(
+            text=_refusal_text(exc),
+            status="denied",
+            service=self.service.name,
+            action=action,
+        )
+        refusal = envelope.follow(
+            CLAIM_REJECTED,
+            SecurityRefusal(
+                service=self.service.name,
+                action=action[:64] or "?",
+                door="intent" if door == "intent" else "request",
+                reason=exc.reason,
+                claimed_actor=envelope.actor.id[:256],
+            ),
+            actor=system_actor(self.service.name),
+            id=uuid.uuid5(envelope.id, "claim-rejected"),
+        )
+        try:
+            if door == "intent":
+                await self._answer(envelope, reply)
+            await self.bus.publish(refusal)
+        except Exception as publish_error:  # the refusal stands even if the bus is gone
+            log.warning("could not publish a claim refusal", error=repr(publish_error))
+        return reply
 
     async def _on_handler_failure(
         self, delivery: Delivery, intent: Envelope, action: str, exc: Exception
@@ -235,32 +318,57 @@ class ServiceRunner:
                     service=self.service.name,
                     action=action,
                 )
-                return MicroResponse(reply.model_dump_json().encode(), 400, str(exc))
+                return _micro_answer(reply)
             try:
-                outcome = await invoke(spec, self.context, envelope)
-            except Exception as exc:
-                reference = failure_reference(envelope)
-                _std_log.error(
-                    "handler %s.%s failed on request/reply (reference %s, correlation %s)",
-                    self.service.name,
-                    action,
-                    reference,
-                    envelope.correlation_id,
-                    exc_info=exc,
-                )
-                reply = Reply(
-                    text=f"Internal error, reference {reference}.",
-                    status="error",
-                    service=self.service.name,
-                    action=action,
-                    reference=reference,
-                )
-                return MicroResponse(reply.model_dump_json().encode(), 500, reply.text)
-            body = outcome.reply.model_dump_json().encode()
-            code = _STATUS_CODES.get(outcome.reply.status)
-            return MicroResponse(body, code, outcome.reply.text if code else "")
+                claims = self.verify(envelope)
+            except ClaimError as exc:
+                return _micro_answer(await self._refuse(envelope, action, "request", exc))
+            return await self._serve_request(spec, envelope, claims)
 
         return handle
+
+    async def _serve_request(
+        self, spec: HandlerSpec, envelope: Envelope, claims: VerifiedClaims
+    ) -> MicroResponse:
+        envelope = envelope.model_copy(update={"actor": claims.actor})
+        try:
+            outcome: Outcome = await invoke(
+                spec, self.context, envelope, verified_email=claims.email, door="request"
+            )
+        except Exception as exc:
+            reference = failure_reference(envelope)
+            _std_log.error(
+                "handler %s.%s failed on request/reply (reference %s, correlation %s)",
+                self.service.name,
+                spec.action,
+                reference,
+                envelope.correlation_id,
+                exc_info=exc,
+            )
+            reply = Reply(
+                text=f"Internal error, reference {reference}.",
+                status="error",
+                service=self.service.name,
+                action=spec.action,
+                reference=reference,
+            )
+            return _micro_answer(reply)
+        return _micro_answer(outcome.reply)
+
+
+def _micro_answer(reply: Reply) -> MicroResponse:
+    """A reply as a micro response (an error response for invalid, denied and error)."""
+    code = _STATUS_CODES.get(reply.status)
+    return MicroResponse(reply.model_dump_json().encode(), code, reply.text if code else "")
+
+
+def _refusal_text(exc: ClaimError) -> str:
+    if exc.reason == "expired":
+        return (
+            "Sorry, that request waited too long to be handled and has expired. "
+            "Please send it again."
+        )
+    return "Sorry, that request could not be verified, so it was refused."
 
 
 class _KeepAlive:
@@ -290,34 +398,43 @@ class _KeepAlive:
 def envelope_from_request(
     service: str, action: str, data: bytes, headers: dict[str, str]
 ) -> Envelope:
-    """Turn a micro request into an intent envelope.
+    """Turn a micro request into an intent envelope (its claim is checked by the caller).
 
-    The body is either a whole envelope, or the bare payload with the actor in the ``Fd-Actor``
-    header (JSON); without it the caller is an anonymous ``user``.
+    The body is either a whole envelope (its ``claim`` set), or the bare payload with the claim
+    in the ``Fd-Claim`` header. Nothing else identifies the caller.
     """
     try:
         body = json.loads(data or b"{}")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"body is not JSON ({exc.msg})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise ValueError("body is not JSON") from exc
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     if {"type", "payload", "conversation", "actor"} <= body.keys():
         try:
-            return Envelope.model_validate(body)
+            envelope = Envelope.model_validate(body)
         except ValidationError as exc:
             raise ValueError(f"invalid envelope: {exc.errors()[0]['msg']}") from exc
-    actor = Actor(id="anonymous", roles=("user",))
-    if raw_actor := headers.get("Fd-Actor"):
-        try:
-            actor = Actor.model_validate_json(raw_actor)
-        except ValidationError as exc:
-            raise ValueError("Fd-Actor header is not a valid actor") from exc
+        if envelope.type != subjects.intent_type(service, action):
+            raise ValueError(f"the envelope's type is not intent.{service}.{action}")
+        return envelope
+    claim = headers.get(CLAIM_HEADER) or None
     return Envelope.new(
         subjects.intent_type(service, action),
         body,
-        conversation=Conversation(channel="api", id=f"micro-{uuid.uuid4().hex}"),
-        actor=actor,
+        conversation=_claimed_conversation(claim),
+        actor=system_actor("unverified"),
+        claim=claim,
     )
+
+
+def _claimed_conversation(claim: str | None) -> Conversation:
+    """The conversation a (not yet verified) claim names, else a fresh ``api`` one; the claim's
+    check then holds the envelope to it."""
+    bound = unverified_conversation(claim) if claim else None
+    if bound is not None:
+        with contextlib.suppress(ValueError):
+            return Conversation(channel=bound[0], id=bound[1])  # type: ignore[arg-type]
+    return Conversation(channel="api", id=f"micro-{uuid.uuid4().hex}")
 
 
 async def start_all(runners: list[ServiceRunner]) -> None:

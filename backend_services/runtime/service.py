@@ -28,6 +28,8 @@ class HandlerSpec:
     output_model: type[BaseModel]
     roles: frozenset[str] | None
     summary: str
+    #: for other components only (e.g. the gateway's ``resolve_actor``): never on a public door
+    internal: bool = False
 
 
 @dataclass
@@ -42,11 +44,18 @@ class Service:
     shutdown_hooks: list[Hook] = field(default_factory=list)
 
     def handler(
-        self, action: str, *, roles: set[str] | None = None, summary: str = ""
+        self,
+        action: str,
+        *,
+        roles: set[str] | None = None,
+        summary: str = "",
+        internal: bool = False,
     ) -> Callable[[HandlerFn], HandlerFn]:
         """Declare ``fn(payload: InModel, ctx: HandlerContext) -> OutModel`` as ``action``.
 
-        ``roles=None`` lets anyone call it; otherwise the actor needs one of ``roles``.
+        ``roles=None`` lets any verified caller (guests included) call it; otherwise the actor
+        needs one of ``roles``. ``internal`` actions serve other components: no HTTP route, no
+        headless-API access, and no intent (chat) door; they answer only signed requests.
         """
         if not _ACTION.match(action):
             raise ValueError(f"invalid action name {action!r}: use lower-case letters, digits, _")
@@ -69,10 +78,15 @@ class Service:
                 output_model=output_model,
                 roles=frozenset(roles) if roles is not None else None,
                 summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
+                internal=internal,
             )
             return fn
 
         return register
+
+    def public_handlers(self) -> dict[str, HandlerSpec]:
+        """The actions callers may reach from outside (every door but internal requests)."""
+        return {name: spec for name, spec in self.handlers.items() if not spec.internal}
 
     def on_startup(self, fn: Hook) -> Hook:
         """Run ``fn(ctx)`` when a runner starts (open databases, fill ``ctx.state``)."""

@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bots.identity import SLACK_PREFIX
 from bots.tracking import ObservedReply
 from bots.turns import IncomingMessage
 from events.bus import Bus
@@ -338,7 +339,7 @@ class SlackChannel:
             conversation_id=channel,
             thread=thread,
             text=text[:4000],
-            user_id=user_id,
+            user_id=slack_actor_id(user_id),
             user_name=user_name,
             bot=self.config.bot_for(channel),
             message_id=message_id,
@@ -348,3 +349,8 @@ class SlackChannel:
             await self._turns(message)
         except Exception:
             log.exception("Slack turn failed (channel %s, message %s)", channel, message_id)
+
+
+def slack_actor_id(user_id: str) -> str:
+    """The actor id of a Slack user (Slack's request signature proved it): ``slack:U123``."""
+    return f"{SLACK_PREFIX}{user_id}"

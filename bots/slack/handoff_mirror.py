@@ -38,6 +38,7 @@ from bots.handoff import (
     conversation_key,
     unavailable_envelopes,
 )
+from bots.identity import SLACK_PREFIX
 from events import subjects
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
@@ -316,7 +317,9 @@ class HandoffMirror:
                 text="This conversation was already handed back; the user will not see this.",
             )
             return
-        agent = Actor(id=user_id, name=await self._name(user_id), roles=("agent",))
+        agent = Actor(
+            id=f"{SLACK_PREFIX}{user_id}", name=await self._name(user_id), roles=("agent",)
+        )
         reply = Envelope.new(
             "reply",
             Reply(
@@ -352,7 +355,7 @@ class HandoffMirror:
             HANDOFF_ENDED,
             HandoffEnded(by=by, outcome=outcome),  # type: ignore[arg-type]
             conversation=conversation,
-            actor=Actor(id=by, roles=("agent",)) if by else cause.actor,
+            actor=Actor(id=f"{SLACK_PREFIX}{by}", roles=("agent",)) if by else cause.actor,
             correlation_id=cause.correlation_id,
             causation_id=cause.id,
             id=uuid.uuid5(cause.id, f"handoff.ended:{outcome}"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,22 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from bots.handoff import HandoffRegistry
+from bots.identity import SiteUser, Unauthenticated
 from bots.personas import BotRegistry, load_bots
 from bots.roles import RoleResolver
 from bots.router import ReplyRouter
 from bots.turns import Dialogue, TurnPipeline
+from bots.web.auth import unauthorized
 from bots.web.health import HealthCheck, gather_health
 from bots.web.limits import BodySizeLimit, RateLimiter, SecurityHeaders
 from bots.web.rest import RestChannel, rest_router
-from bots.web.sessions import InvalidSession, SessionSigner
+from bots.web.sessions import InvalidSession, Session, SessionSigner
 from bots.web.settings import WebSettings
 from bots.web.websocket import websocket_router
 from events.bus import Bus
+from events.claims import ClaimIssuer
 from events.errors import BusError
+from events.micro import ServiceClient
 
 log = logging.getLogger("frontdoor.web")
 
@@ -53,15 +58,25 @@ class Gateway:
         settings: WebSettings,
         bots: BotRegistry,
         *,
+        issuer: ClaimIssuer,
         turn_factory: Callable[..., Any] | None = None,
     ) -> None:
         self.bus = bus
         self.settings = settings
         self.bots = bots
-        self.roles = RoleResolver(bus, enabled=settings.resolve_roles)
+        self.issuer = issuer
+        #: signed calls to the services' request doors (roles, API keys, the HTTP doors)
+        self.services = ServiceClient(bus, issuer)
+        self.roles = RoleResolver(bus, self.services, enabled=settings.resolve_roles)
+        self.site_tokens = settings.site_token_verifier()
         self.handoff = HandoffRegistry(bus)
         self.pipeline = TurnPipeline(
-            bus, dialogue, roles=self.roles, handoff=self.handoff, turn_factory=turn_factory
+            bus,
+            dialogue,
+            issuer=issuer,
+            roles=self.roles,
+            handoff=self.handoff,
+            turn_factory=turn_factory,
         )
         self.router = ReplyRouter(bus)
         self.rest = RestChannel(settings.rest_pending_max)
@@ -97,9 +112,14 @@ class Gateway:
 
 
 class SessionRequest(BaseModel):
-    """``POST /api/session`` body: optionally the token to renew."""
+    """``POST /api/session`` body: optionally the token to renew, and the site's user token."""
 
-    token: str | None = Field(default=None, max_length=2048)
+    token: str | None = Field(default=None, max_length=2048, description="A session to renew")
+    user_token: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="A user token signed by the embedding site (identity verification)",
+    )
 
 
 class SessionOut(BaseModel):
@@ -109,24 +129,39 @@ class SessionOut(BaseModel):
     sender: str
     expires_in: int
     renewed: bool
+    user: str | None = Field(default=None, description="The verified site user, if any")
 
 
 def _api_router() -> APIRouter:
     router = APIRouter(tags=["web session"])
 
-    @router.post("/api/session", response_model=SessionOut, summary="Issue or renew a session")
+    @router.post(
+        "/api/session",
+        response_model=SessionOut,
+        summary="Issue or renew a session (a guest's, or a site user's with a user token)",
+        responses={401: {"description": "The user token is not valid"}},
+    )
     async def session(request: Request, body: SessionRequest | None = None) -> SessionOut:
         gateway: Gateway = request.app.state.gateway
-        sender: str | None = None
+        old: Session | None = None
         if body is not None and body.token:
             with contextlib.suppress(InvalidSession):
-                sender = gateway.signer.verify(body.token)
-        token, issued = gateway.signer.issue(sender)
+                old = gateway.signer.verify(body.token)
+        user = _site_user(gateway, body.user_token if body is not None else None)
+        if user is None and old is not None and old.user is not None:
+            # A user's session is renewed only with a fresh user token from the site.
+            old = None
+        sender = old.sender if old is not None else None
+        if old is not None and old.user is not None and user is not None:
+            if old.user.subject != user.subject:
+                sender = None  # another person: another conversation
+        token, issued = gateway.signer.issue(sender, user)
         return SessionOut(
             token=token,
-            sender=issued,
-            expires_in=gateway.signer.max_age_seconds,
+            sender=issued.sender,
+            expires_in=gateway.signer.expires_in(issued),
             renewed=sender is not None,
+            user=user.actor_id if user is not None else None,
         )
 
     @router.get("/api/bots", summary="The bots one can talk to")
@@ -159,6 +194,20 @@ def _api_router() -> APIRouter:
     return router
 
 
+def _site_user(gateway: Gateway, user_token: str | None) -> SiteUser | None:
+    """The site user a ``user_token`` proves (``None`` without one; 401 when it is bad)."""
+    if not user_token:
+        return None
+    if gateway.site_tokens is None:
+        raise unauthorized(
+            "This front door accepts no user tokens (no site token key is configured)."
+        )
+    try:
+        return gateway.site_tokens.verify(user_token, time.time())
+    except Unauthenticated as exc:
+        raise unauthorized(f"The user token is not valid: {exc}.") from None
+
+
 def _static_router(static_dir: Path) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -187,6 +236,7 @@ def create_gateway_app(
     bus: Bus,
     dialogue: Dialogue,
     *,
+    issuer: ClaimIssuer,
     settings: WebSettings | None = None,
     bots: BotRegistry | None = None,
     routers: Sequence[APIRouter] = (),
@@ -197,14 +247,15 @@ def create_gateway_app(
     """Build the web gateway app.
 
     ``bus``: a connected ``Bus``; ``dialogue``: the ``DialogueEngine`` (anything with
-    ``async handle(UserTurn) -> TurnOutcome``); ``settings``: ``WebSettings`` (default: from the
+    ``async handle(UserTurn) -> TurnOutcome``); ``issuer``: signs the actors' claims for the
+    services (``events.claims``); ``settings``: ``WebSettings`` (default: from the
     environment); ``bots``: the bot registry (default: built-ins + ``settings.experts_file``);
     ``routers``: extra routers to mount (e.g. the headless intents API). The app's lifespan
     starts/stops the gateway (reply router, hand-off and roles followers).
     """
     settings = settings or WebSettings()
     bots = bots or load_bots(settings.experts_file)
-    gateway = Gateway(bus, dialogue, settings, bots, turn_factory=turn_factory)
+    gateway = Gateway(bus, dialogue, settings, bots, issuer=issuer, turn_factory=turn_factory)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -1,13 +1,18 @@
 """The headless intents API: ``POST /api/intents/{service}/{action}`` -> the service's ``Reply``.
 
 For programs rather than people: the JSON body is the action's input payload; the gateway wraps
-it in an intent envelope (actor from an injectable resolver, conversation ``api/<uuid>``),
+it in an intent envelope (conversation ``api/<uuid>``) with a claim it signs for the caller,
 publishes it on ``fd.intent.<service>.<action>`` and waits for the reply on the bus.
+
+The caller needs an API key (``Authorization: Bearer fdk_...``; a session or site user token
+works too), unless anonymous access is switched on (``FRONTDOOR_API_ANONYMOUS``): then a caller
+without a credential is the shared guest ``guest:anonymous``, who owns nothing.
 
 Replies are collected by one shared ordered reader of ``fd.event.api.*.reply`` (started before
 the first publish, from the sequence the stream had then), resolving a future per correlation id.
-Status codes: 200 ok, 403 denied, 422 invalid input (or invalid JSON), 500 the handler failed,
-404 unknown service/action, 504 no reply in time (the intent stays queued; the body gives its
+Status codes: 200 ok, 401 no or a bad credential, 403 denied, 422 invalid input (or invalid
+JSON), 429 too many calls, 500 the handler failed, 404 unknown service/action (internal actions
+are unknown here), 504 no reply in time (the intent stays queued; the body gives its
 correlation id).
 """
 
@@ -19,30 +24,43 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from bots.identity import Principal
+from bots.web.auth import authenticate, bearer_token
+from bots.web.limits import RateLimited
 from events import subjects
 from events.bus import Bus
+from events.claims import GUEST_ROLE
 from events.envelope import Actor, Conversation, Envelope
 from events.errors import BusError
 from events.payloads import Reply
 
-log = logging.getLogger("frontdoor.intents_api")
+if TYPE_CHECKING:
+    from bots.web.app import Gateway
 
-ActorResolver = Callable[[Request], Awaitable[Actor]]
+log = logging.getLogger("frontdoor.intents_api")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _ACTION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _HTTP_STATUS = {"ok": 200, "working": 202, "invalid": 422, "denied": 403, "error": 500}
 
+#: The one actor every anonymous caller shares (only with anonymous access switched on).
+ANONYMOUS = Principal(
+    actor=Actor(id="guest:anonymous", roles=(GUEST_ROLE,)), kind="anonymous", scope="anonymous"
+)
 
-async def anonymous_user(request: Request) -> Actor:
-    """Default resolver: an anonymous caller with the ``user`` role."""
-    return Actor(id="anonymous", roles=("user",))
+
+async def api_principal(request: Request, *, allow_anonymous: bool) -> Principal:
+    """The caller of an API request: a credential's principal, or (opt-in) the anonymous one."""
+    gateway: Gateway = request.app.state.gateway
+    if bearer_token(request) is None and allow_anonymous:
+        return ANONYMOUS
+    return await authenticate(gateway, request)
 
 
 class ReplyWaiter:
@@ -88,19 +106,24 @@ class ReplyWaiter:
             self._task = None
 
 
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail, **extra})
+def _error(
+    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail, **extra}, headers=headers)
 
 
 def intents_router(
     bus: Bus,
     *,
-    actor_resolver: ActorResolver = anonymous_user,
-    known_actions: Mapping[str, set[str]] | None = None,
+    known_actions: Mapping[str, set[str]],
+    allow_anonymous: bool = False,
     timeout: float = 30.0,
     waiter: ReplyWaiter | None = None,
 ) -> APIRouter:
-    """The router; ``known_actions`` (service -> actions) turns unknown names into 404s.
+    """The router; ``known_actions`` (service -> public actions) turns other names into 404s.
+
+    The app that mounts it must be the gateway's (``app.state.gateway``): it authenticates the
+    caller and signs the claims.
 
     The router's ``waiter`` (``router.reply_waiter``) starts on the first request; the app that
     mounts it may ``await router.reply_waiter.start()`` at start-up and ``stop()`` at shutdown.
@@ -113,21 +136,31 @@ def intents_router(
         "/intents/{service}/{action}",
         summary="Send an intent to a service and get its reply",
         responses={
+            401: {"description": "No credential, or an unknown or revoked one"},
+            403: {"description": "The caller lacks a role the action needs"},
             404: {"description": "Unknown service or action"},
+            413: {"description": "The body is larger than the limit"},
             422: {"description": "Invalid JSON or payload"},
+            429: {"description": "Too many calls; retry after Retry-After seconds"},
+            500: {"description": "The handler failed; quote the reference"},
+            503: {"description": "The message bus is not available"},
             504: {"description": "No reply in time"},
         },
     )
     async def send_intent(service: str, action: str, request: Request) -> JSONResponse:
         """Publish ``intent.<service>.<action>`` with the JSON body as payload; return the reply."""
+        principal = await api_principal(request, allow_anonymous=allow_anonymous)
+        gateway: Gateway = request.app.state.gateway
+        try:
+            gateway.limiter.hit(f"api:{principal.limit_key}")
+        except RateLimited as exc:
+            return _error(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
         if not _NAME.match(service):
             return _error(404, f"Unknown service '{service[:64]}'.")
-        if known_actions is not None and service not in known_actions:
+        if service not in known_actions:
             known = ", ".join(sorted(known_actions)) or "none"
             return _error(404, f"Unknown service '{service}'. Known services: {known}.")
-        if not _ACTION.match(action) or (
-            known_actions is not None and action not in known_actions[service]
-        ):
+        if not _ACTION.match(action) or action not in known_actions[service]:
             return _error(404, f"The {service} service has no action '{action[:64]}'.")
         raw = await request.body()
         try:
@@ -136,12 +169,18 @@ def intents_router(
             return _error(422, f"The body is not valid JSON: {exc}.")
         if not isinstance(body, dict):
             return _error(422, "The body must be a JSON object (the action's input).")
-        actor = await actor_resolver(request)
+        conversation = Conversation(channel="api", id=uuid.uuid4().hex)
         intent = Envelope.new(
             subjects.intent_type(service, action),
             body,
-            conversation=Conversation(channel="api", id=uuid.uuid4().hex),
-            actor=actor,
+            conversation=conversation,
+            actor=principal.actor,
+            claim=gateway.issuer.issue(
+                principal.actor,
+                service,
+                conversation=(conversation.channel, conversation.id),
+                email=principal.email,
+            ),
         )
         await waiter.start()
         answered = waiter.expect(intent.correlation_id)

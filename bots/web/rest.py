@@ -1,5 +1,11 @@
 """The Rasa-compatible REST channel: ``POST /webhooks/rest/webhook`` and late-reply polling.
 
+Every call needs a credential (``Authorization: Bearer``, see ``bots.web.auth``); it decides
+who speaks and which conversation it is. With a session token the conversation is the
+session's (``sender`` may be left out, or must equal it). With an API key or a site user token
+the caller's ``sender`` names one of *its own* conversations (``<actor>/<sender>``): nobody can
+reach another caller's conversation by choosing a sender.
+
 One call = one turn: the answer lists that turn's replies in bus order (the bot's immediate
 messages plus the service's answer when an intent was sent), waiting up to
 ``rest_turn_timeout``. Replies that come later (slow service, or published while the front door
@@ -19,9 +25,11 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from bots.identity import Principal
 from bots.personas import UnknownBot
 from bots.tracking import ObservedReply, TurnTracker
 from bots.turns import IncomingMessage, TurnPipeline
+from bots.web.auth import authenticate
 from bots.web.limits import MessageTooLong, RateLimited, check_length
 from events.envelope import Actor, Envelope
 from events.payloads import Reply
@@ -38,7 +46,11 @@ class RestMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    sender: str = Field(pattern=SENDER_PATTERN, description="Conversation id of this user")
+    sender: str | None = Field(
+        default=None,
+        pattern=SENDER_PATTERN,
+        description="Which of the caller's conversations (a session's own, when left out)",
+    )
     message: str = Field(description="What the user said")
     metadata: dict[str, Any] | None = Field(
         default=None, description="`bot` picks the bot; `message_id` makes retries safe"
@@ -161,6 +173,19 @@ def _actor_of(msg: IncomingMessage) -> Actor:
     return Actor(id=msg.user_id, name=msg.user_name, roles=())
 
 
+def conversation_of(principal: Principal, sender: str | None) -> str:
+    """The REST conversation id of ``principal``'s ``sender`` (403 for a session's foreign one)."""
+    if principal.kind in ("guest", "site") and principal.scope.startswith("w-"):
+        if sender is not None and sender != principal.scope:
+            raise HTTPException(
+                status_code=403,
+                detail="This session's conversation is its own sender: leave 'sender' out, "
+                "or send the session's.",
+            )
+        return principal.scope
+    return f"{principal.scope}/{sender or 'default'}"
+
+
 def rest_router() -> APIRouter:
     """Routes of the REST channel (the gateway is ``request.app.state.gateway``)."""
     router = APIRouter(tags=["rest channel"])
@@ -177,6 +202,9 @@ def rest_router() -> APIRouter:
         idempotency_key: str | None = Header(default=None, max_length=128),
     ) -> Response:
         gateway: Gateway = request.app.state.gateway
+        principal = await authenticate(gateway, request)
+        conversation = conversation_of(principal, body.sender)
+        recipient = body.sender or conversation
         metadata = dict(body.metadata or {})
         text = body.message.strip()
         if not text:
@@ -191,7 +219,7 @@ def rest_router() -> APIRouter:
         except UnknownBot as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         try:
-            gateway.limiter.hit(f"rest:{body.sender}")
+            gateway.limiter.hit(f"rest:{principal.limit_key}")
         except RateLimited as exc:
             raise HTTPException(
                 status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
@@ -200,32 +228,37 @@ def rest_router() -> APIRouter:
         name = metadata.get("name")
         msg = IncomingMessage(
             channel="rest",
-            conversation_id=body.sender,
+            conversation_id=conversation,
             text=text,
-            user_id=body.sender,
+            user_id=principal.actor.id,
             bot=bot.name,
             message_id=str(message_id)[:128] if message_id else uuid.uuid4().hex,
-            user_name=name if isinstance(name, str) else None,
-            metadata={k: v for k, v in metadata.items() if k not in ("bot", "message_id")},
+            # a verified name wins over the one the caller sends
+            user_name=principal.actor.name or (name if isinstance(name, str) else None),
+            metadata={k: v for k, v in metadata.items() if k not in ("bot", "message_id", "name")},
+            user_email=principal.email,
         )
         replies, duplicate = await gateway.rest.run_turn(
             gateway.pipeline, msg, gateway.settings.rest_turn_timeout
         )
         # Late replies of earlier turns come first; taken only now, so a failed turn loses none.
-        late = [item.reply for item in gateway.rest.take_pending(body.sender)]
+        late = [item.reply for item in gateway.rest.take_pending(conversation)]
         headers = {"X-Frontdoor-Duplicate": "1"} if duplicate else None
-        return rest_json(body.sender, [*late, *replies], headers)
+        return rest_json(recipient, [*late, *replies], headers)
 
     @router.get(
         "/webhooks/rest/pending",
         response_model=list[RestReply],
         response_model_exclude_none=True,
-        summary="Late replies of a sender (each returned once)",
+        summary="Late replies of one of the caller's conversations (each returned once)",
     )
     async def pending(
-        request: Request, sender: str = Query(pattern=SENDER_PATTERN)
+        request: Request, sender: str | None = Query(default=None, pattern=SENDER_PATTERN)
     ) -> list[RestReply]:
         gateway: Gateway = request.app.state.gateway
-        return [to_rest(sender, item.reply) for item in gateway.rest.take_pending(sender)]
+        principal = await authenticate(gateway, request)
+        conversation = conversation_of(principal, sender)
+        recipient = sender or conversation
+        return [to_rest(recipient, item.reply) for item in gateway.rest.take_pending(conversation)]
 
     return router

@@ -1,12 +1,21 @@
-"""Web sessions: an unguessable sender id inside a signed, expiring token (itsdangerous)."""
+"""Web sessions: an unguessable conversation id inside a signed, expiring token (itsdangerous).
+
+A session is a guest's, or a site user's when the site's signed user token was shown when it was
+issued; then it carries the user (``site:<sub>``, name, verified email) and expires no later than
+that user token. Tokens start with ``fds_`` and travel in ``Authorization: Bearer`` (REST) or
+the WebSocket's first frame, never in a URL.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
+from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from bots.identity import SESSION_TOKEN_PREFIX, Principal, SiteUser, guest_principal
 from events.errors import FrontdoorError
 
 _SENDER = re.compile(r"^w-[0-9a-f]{32}$")
@@ -14,6 +23,21 @@ _SENDER = re.compile(r"^w-[0-9a-f]{32}$")
 
 class InvalidSession(FrontdoorError):
     """The token is missing, forged, malformed or expired."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified session: its conversation id, and the site user when it has one."""
+
+    sender: str
+    user: SiteUser | None = None
+
+    @property
+    def principal(self) -> Principal:
+        """Who the session's holder is."""
+        if self.user is None:
+            return guest_principal(self.sender)
+        return self.user.principal(scope=self.sender)
 
 
 class SessionSigner:
@@ -28,17 +52,35 @@ class SessionSigner:
         """A fresh random sender id (the web conversation id)."""
         return "w-" + secrets.token_hex(16)
 
-    def issue(self, sender: str | None = None) -> tuple[str, str]:
-        """``(token, sender)`` for ``sender`` (a new one by default)."""
+    def issue(self, sender: str | None = None, user: SiteUser | None = None) -> tuple[str, Session]:
+        """``(token, session)`` for ``sender`` (a new one by default), of ``user`` if given."""
         sender = sender or self.new_sender()
-        return self._serializer.dumps({"s": sender}), sender
+        data: dict[str, object] = {"s": sender}
+        if user is not None:
+            data.update({"u": user.subject, "x": user.expires_at})
+            if user.name:
+                data["n"] = user.name
+            if user.email:
+                data["e"] = user.email
+        return SESSION_TOKEN_PREFIX + self._serializer.dumps(data), Session(sender, user)
 
-    def verify(self, token: str | None) -> str:
-        """The sender inside a valid token; raise ``InvalidSession`` otherwise."""
+    def expires_in(self, session: Session, now: float | None = None) -> int:
+        """Seconds the session's token is valid for."""
+        if session.user is None:
+            return self.max_age_seconds
+        now = time.time() if now is None else now
+        return max(0, min(self.max_age_seconds, int(session.user.expires_at - now)))
+
+    def verify(self, token: str | None, now: float | None = None) -> Session:
+        """The session inside a valid token; raise ``InvalidSession`` otherwise."""
         if not token:
             raise InvalidSession("missing session token")
+        if not token.startswith(SESSION_TOKEN_PREFIX) or len(token) > 2048:
+            raise InvalidSession("invalid session token")
         try:
-            data = self._serializer.loads(token, max_age=self.max_age_seconds)
+            data = self._serializer.loads(
+                token[len(SESSION_TOKEN_PREFIX) :], max_age=self.max_age_seconds
+            )
         except SignatureExpired as exc:
             raise InvalidSession("session token expired") from exc
         except BadSignature as exc:
@@ -46,4 +88,19 @@ class SessionSigner:
         sender = data.get("s") if isinstance(data, dict) else None
         if not isinstance(sender, str) or not _SENDER.match(sender):
             raise InvalidSession("invalid session token")
-        return sender
+        subject = data.get("u")
+        if subject is None:
+            return Session(sender)
+        expires = data.get("x")
+        if not isinstance(subject, str) or not isinstance(expires, int):
+            raise InvalidSession("invalid session token")
+        if expires < (time.time() if now is None else now):
+            raise InvalidSession("the user token of this session expired")
+        name, email = data.get("n"), data.get("e")
+        user = SiteUser(
+            subject=subject,
+            name=name if isinstance(name, str) else None,
+            email=email if isinstance(email, str) else None,
+            expires_at=expires,
+        )
+        return Session(sender, user)

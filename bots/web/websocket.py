@@ -1,5 +1,9 @@
 """The web channel's WebSocket ``/ws``: messages in, replies streamed in bus order, resumable.
 
+The first frame authenticates: ``{"type": "auth", "token": "fds_..."}`` (a session from
+``POST /api/session``; never in the URL, which ends up in access logs). Without it within
+``AUTH_TIMEOUT`` seconds, or with a bad token, the socket is closed with code 4401.
+
 Each connection reads its own conversation's replies from ``FD_EVENTS`` (an ordered read from
 ``since + 1``), so a reconnect with the last ``seq`` it saw gets every later reply exactly once:
 the bus is the per-conversation queue. The protocol is described in docs/web-channel.md.
@@ -22,7 +26,7 @@ from bots.tasks import cancel_and_wait
 from bots.tracking import ObservedReply, TrackedTurn, TurnTracker
 from bots.turns import IncomingMessage
 from bots.web.limits import MessageTooLong, RateLimited, check_length
-from bots.web.sessions import InvalidSession
+from bots.web.sessions import InvalidSession, Session
 from events.envelope import Envelope
 from events.payloads import Reply
 from events.subjects import events_filter
@@ -34,6 +38,8 @@ log = logging.getLogger("frontdoor.web.ws")
 
 WORKING_TEXT = "Still working on it — I'll follow up here."
 CLOSE_UNAUTHORIZED = 4401
+#: Seconds a new socket has to send its ``auth`` frame.
+AUTH_TIMEOUT = 10.0
 
 
 class ClientMessage(BaseModel):
@@ -67,10 +73,12 @@ def reply_frame(item: ObservedReply) -> dict[str, Any]:
 class WebConnection:
     """One open WebSocket of one web conversation."""
 
-    def __init__(self, gateway: Gateway, websocket: WebSocket, sender: str) -> None:
+    def __init__(self, gateway: Gateway, websocket: WebSocket, session: Session) -> None:
         self.gateway = gateway
         self.ws = websocket
-        self.sender = sender
+        self.session = session
+        self.principal = session.principal
+        self.sender = session.sender
         self.tracker = TurnTracker()
         self._send_lock = asyncio.Lock()
         self._turns: asyncio.Queue[IncomingMessage] = asyncio.Queue(maxsize=100)
@@ -185,7 +193,7 @@ class WebConnection:
             await self._error("invalid", str(exc), frame.client_id)
             return
         try:
-            self.gateway.limiter.hit(f"web:{self.sender}")
+            self.gateway.limiter.hit(f"web:{self.principal.limit_key}")
         except RateLimited as exc:
             await self._error(
                 "rate_limited", str(exc), frame.client_id, retry_after=exc.retry_after
@@ -195,9 +203,11 @@ class WebConnection:
             channel="web",
             conversation_id=self.sender,
             text=text,
-            user_id=self.sender,
+            user_id=self.principal.actor.id,
             bot=bot.name,
             message_id=frame.client_id or uuid.uuid4().hex,
+            user_name=self.principal.actor.name,
+            user_email=self.principal.email,
         )
         try:
             self._turns.put_nowait(msg)
@@ -272,6 +282,25 @@ class WebConnection:
         # The turn stays tracked: typing stops when the late answer arrives.
 
 
+async def _authenticate(gateway: Gateway, websocket: WebSocket) -> Session:
+    """The session of the socket's first frame (``auth``), or ``InvalidSession``."""
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT):
+            raw = await websocket.receive_text()
+    except TimeoutError:
+        raise InvalidSession("no auth frame in time") from None
+    except (WebSocketDisconnect, RuntimeError, KeyError):
+        raise InvalidSession("no auth frame") from None
+    try:
+        frame = json.loads(raw) if len(raw) <= 4096 else None
+    except (ValueError, RecursionError):
+        frame = None
+    token = frame.get("token") if isinstance(frame, dict) and frame.get("type") == "auth" else None
+    if not isinstance(token, str):
+        raise InvalidSession('the first frame must be {"type": "auth", "token": "<session>"}')
+    return gateway.signer.verify(token)
+
+
 def websocket_router() -> APIRouter:
     """The ``/ws`` route (the gateway is ``websocket.app.state.gateway``)."""
     router = APIRouter()
@@ -279,17 +308,17 @@ def websocket_router() -> APIRouter:
     @router.websocket("/ws")
     async def ws_endpoint(
         websocket: WebSocket,
-        token: str | None = Query(default=None),
         since: int | None = Query(default=None, ge=0),
     ) -> None:
         gateway: Gateway = websocket.app.state.gateway
         await websocket.accept()
         try:
-            sender = gateway.signer.verify(token)
+            session = await _authenticate(gateway, websocket)
         except InvalidSession as exc:
-            await websocket.close(code=CLOSE_UNAUTHORIZED, reason=str(exc))
+            with contextlib.suppress(Exception):
+                await websocket.close(code=CLOSE_UNAUTHORIZED, reason=str(exc))
             return
-        connection = WebConnection(gateway, websocket, sender)
+        connection = WebConnection(gateway, websocket, session)
         try:
             await connection.run(since)
         except WebSocketDisconnect:

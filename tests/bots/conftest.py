@@ -26,6 +26,7 @@ from events.bus import Bus
 from events.embedded import free_port
 from events.envelope import Actor, Conversation, Envelope
 from events.payloads import Button
+from tests.claims import TEST_ISSUER, signed_runner
 
 
 @dataclass
@@ -188,7 +189,7 @@ def make_settings(**overrides: Any) -> WebSettings:
 
 @pytest.fixture
 async def echo_runner(bus: Bus) -> AsyncIterator[ServiceRunner]:
-    runner = ServiceRunner(echo_service(), bus)
+    runner = signed_runner(echo_service(), bus)
     await runner.start()
     try:
         yield runner
@@ -198,7 +199,11 @@ async def echo_runner(bus: Bus) -> AsyncIterator[ServiceRunner]:
 
 async def start_gateway(bus: Bus, dialogue: Any, **settings: Any) -> LiveServer:
     app = create_gateway_app(
-        bus, dialogue, settings=make_settings(**settings), turn_factory=SimpleTurn
+        bus,
+        dialogue,
+        issuer=TEST_ISSUER,
+        settings=make_settings(**settings),
+        turn_factory=SimpleTurn,
     )
     live = LiveServer(app)
     await live.start()

@@ -15,9 +15,11 @@ from bots.web.app import create_gateway_app
 from events.bus import Bus
 from events.subjects import events_filter
 from frontdoor.cli_test_conversations import format_report, run_files
+from frontdoor.keys import ClaimKeySettings, claim_issuer
 from frontdoor.wiring import Stack, start_services
 
 from .conftest import LiveServer, make_settings
+from .web_clients import guest_client
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "conversations.yml"
 SERVICES = ["management", "analysis", "marketing"]
@@ -39,13 +41,19 @@ async def full_stack(
 ) -> AsyncIterator[LiveServer]:
     from skills.dialogue import DialogueEngine, KVConversationStore, SkillRegistry
 
-    monkeypatch.setenv("FRONTDOOR_DATA_DIR", str(tmp_path / "data"))
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("FRONTDOOR_DATA_DIR", str(data_dir))
     stack = Stack(bus=bus)
-    await start_services(stack, SERVICES)
+    await start_services(stack, SERVICES, data_dir)
     engine = DialogueEngine(
         nlu=trained_nlu, store=await KVConversationStore.open(bus), skills=SkillRegistry.load()
     )
-    app = create_gateway_app(bus, engine, settings=make_settings(rest_turn_timeout=10.0))
+    app = create_gateway_app(
+        bus,
+        engine,
+        issuer=claim_issuer(ClaimKeySettings(), data_dir),
+        settings=make_settings(rest_turn_timeout=10.0, resolve_roles=True),
+    )
     live = LiveServer(app)
     await live.start()
     try:
@@ -60,17 +68,17 @@ async def full_stack(
 async def test_ticket_form_over_rest_creates_ticket_through_management(
     full_stack: LiveServer, bus: Bus
 ) -> None:
-    sender = "e2e-ana"
-
     async def say(client: httpx.AsyncClient, text: str) -> str:
         r = await client.post(
             "/webhooks/rest/webhook",
-            json={"sender": sender, "message": text, "metadata": {"bot": "support"}},
+            json={"message": text, "metadata": {"bot": "support"}},
+            timeout=30,
         )
         assert r.status_code == 200, r.text
         return "\n".join(m["text"] for m in r.json())
 
-    async with httpx.AsyncClient(base_url=full_stack.url, timeout=30) as client:
+    async with guest_client(full_stack.url) as guest:
+        client, sender = guest.client, guest.sender
         assert re.search(r"(?i)subject|title|summar", await say(client, "I need to open a ticket"))
         await say(client, "VPN drops every ten minutes")
         await say(client, "The VPN client disconnects and I lose my SSH sessions.")

@@ -7,17 +7,17 @@ import httpx
 from bots.web.limits import RateLimited, RateLimiter
 from bots.web.sessions import InvalidSession, SessionSigner
 from events.bus import Bus
+from tests.claims import TEST_ISSUER
 
 from .conftest import ScriptedDialogue, start_gateway
+from .web_clients import guest_client
 
 
 async def test_message_too_long_is_422_with_reason(bus: Bus) -> None:
     live = await start_gateway(bus, ScriptedDialogue(), max_message_chars=50)
     try:
-        async with httpx.AsyncClient(base_url=live.url) as client:
-            r = await client.post(
-                "/webhooks/rest/webhook", json={"sender": "a", "message": "x" * 51}
-            )
+        async with guest_client(live.url) as guest:
+            r = await guest.client.post("/webhooks/rest/webhook", json={"message": "x" * 51})
         assert r.status_code == 422
         assert r.json()["detail"] == "message is 51 characters; the limit is 50"
     finally:
@@ -27,20 +27,16 @@ async def test_message_too_long_is_422_with_reason(bus: Bus) -> None:
 async def test_rate_limit_is_429_with_retry_after(bus: Bus) -> None:
     live = await start_gateway(bus, ScriptedDialogue(), rate_limit=3, rate_window_seconds=60)
     try:
-        async with httpx.AsyncClient(base_url=live.url) as client:
+        async with guest_client(live.url) as guest, guest_client(live.url) as other:
             codes = []
             for i in range(4):
-                r = await client.post(
-                    "/webhooks/rest/webhook", json={"sender": "r", "message": f"m{i}"}
-                )
+                r = await guest.client.post("/webhooks/rest/webhook", json={"message": f"m{i}"})
                 codes.append(r.status_code)
             assert codes == [200, 200, 200, 429]
             assert 1 <= int(r.headers["Retry-After"]) <= 60
             assert "too many messages" in r.json()["detail"]
-            # another sender is not affected
-            r = await client.post(
-                "/webhooks/rest/webhook", json={"sender": "other", "message": "hi"}
-            )
+            # another visitor is not affected
+            r = await other.client.post("/webhooks/rest/webhook", json={"message": "hi"})
             assert r.status_code == 200
     finally:
         await live.stop()
@@ -49,10 +45,9 @@ async def test_rate_limit_is_429_with_retry_after(bus: Bus) -> None:
 async def test_body_too_large_is_413(bus: Bus) -> None:
     live = await start_gateway(bus, ScriptedDialogue(), max_body_bytes=1024)
     try:
-        async with httpx.AsyncClient(base_url=live.url) as client:
-            r = await client.post(
-                "/webhooks/rest/webhook", json={"sender": "a", "message": "y" * 5000}
-            )
+        async with guest_client(live.url) as guest:
+            client = guest.client
+            r = await client.post("/webhooks/rest/webhook", json={"message": "y" * 5000})
             assert r.status_code == 413
             assert "exceeds 1024 bytes" in r.json()["detail"]
 
@@ -73,10 +68,11 @@ async def test_body_too_large_is_413(bus: Bus) -> None:
 async def test_validation_errors_are_422(bus: Bus) -> None:
     live = await start_gateway(bus, ScriptedDialogue())
     try:
-        async with httpx.AsyncClient(base_url=live.url) as client:
-            r = await client.post("/webhooks/rest/webhook", json={"message": "no sender"})
+        async with guest_client(live.url) as guest:
+            client = guest.client
+            r = await client.post("/webhooks/rest/webhook", json={"sender": guest.sender})
             assert r.status_code == 422
-            assert any(e["loc"][-1] == "sender" for e in r.json()["detail"])
+            assert any(e["loc"][-1] == "message" for e in r.json()["detail"])
             r = await client.post(
                 "/webhooks/rest/webhook", json={"sender": "a b/c", "message": "x"}
             )
@@ -87,7 +83,7 @@ async def test_validation_errors_are_422(bus: Bus) -> None:
                 headers={"content-type": "application/json"},
             )
             assert r.status_code == 422
-            r = await client.post("/webhooks/rest/webhook", json={"sender": "a", "message": "   "})
+            r = await client.post("/webhooks/rest/webhook", json={"message": "   "})
             assert r.status_code == 422 and r.json()["detail"] == "message is empty"
     finally:
         await live.stop()
@@ -102,6 +98,7 @@ async def test_html_has_csp_and_json_has_no_html_type(bus: Bus, tmp_path) -> Non
     app = create_gateway_app(
         bus,
         ScriptedDialogue(),
+        issuer=TEST_ISSUER,
         settings=make_settings(),
         static_dir=tmp_path,
         turn_factory=SimpleTurn,
@@ -142,9 +139,9 @@ async def test_session_issue_renew_and_reject(bus: Bus) -> None:
 def test_signer_rejects_other_secret_and_expired() -> None:
     a = SessionSigner("secret-a", 3600)
     b = SessionSigner("secret-b", 3600)
-    token, sender = a.issue()
-    assert a.verify(token) == sender
-    for bad in (None, "", "garbage", token[:-2] + "zz"):
+    token, session = a.issue()
+    assert a.verify(token) == session and token.startswith("fds_")
+    for bad in (None, "", "garbage", token[:-2] + "zz", token[4:], "fds_" + "x" * 3000):
         try:
             a.verify(bad)
         except InvalidSession:
@@ -179,8 +176,10 @@ async def test_bus_down_is_503_with_reason(nats_server) -> None:
     live = await start_gateway(fast, ScriptedDialogue())
     try:
         await nats_server.stop()
-        async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
-            r = await client.post("/webhooks/rest/webhook", json={"sender": "a", "message": "hi"})
+        token, _ = live.app.state.gateway.signer.issue()
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=headers) as client:
+            r = await client.post("/webhooks/rest/webhook", json={"message": "hi"})
         assert r.status_code == 503
         assert r.headers["retry-after"] == "5"
         assert "message bus is not reachable" in r.json()["detail"]

@@ -8,28 +8,32 @@ from pathlib import Path
 import pytest
 
 from backend_services import registry
-from backend_services.runtime import ServiceRunner
 from bots.personas import BotConfigError, UnknownBot, load_bots
 from bots.roles import RoleResolver
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
+from events.micro import ServiceClient
+from tests.claims import TEST_ISSUER, signed_runner
 
 
 async def test_roles_come_from_management_and_are_invalidated(
     bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FRONTDOOR_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FRONTDOOR_ADMIN_IDENTITIES", "rest:boss")
-    runner = ServiceRunner(registry.load_service("management"), bus)
+    monkeypatch.setenv("FRONTDOOR_ADMIN_IDENTITIES", "site:boss")
+    runner = signed_runner(registry.load_service("management"), bus)
     await runner.start()
-    resolver = RoleResolver(bus, timeout=5.0)
+    resolver = RoleResolver(bus, ServiceClient(bus, TEST_ISSUER), timeout=5.0)
     await resolver.start()
     try:
-        boss = await resolver.resolve("rest", "boss", "The Boss")
-        assert "admin" in boss.roles and boss.id == "boss" and boss.name == "The Boss"
-        nobody = await resolver.resolve("rest", "someone-else")
+        boss = await resolver.resolve("site:boss", "The Boss")
+        assert "admin" in boss.roles and boss.id == "site:boss" and boss.name == "The Boss"
+        nobody = await resolver.resolve("site:someone-else")
         assert nobody.roles == ("user",)
-        assert ("rest", "boss") in resolver._cache
+        # A guest is a guest, whatever its id looks like: never looked up, never elevated.
+        guest = await resolver.resolve("guest:boss")
+        assert guest.roles == ("guest",) and "guest:boss" not in resolver._cache
+        assert "site:boss" in resolver._cache
         await bus.publish(
             Envelope.new(
                 "user.roles_changed",
@@ -39,7 +43,7 @@ async def test_roles_come_from_management_and_are_invalidated(
             )
         )
         async with asyncio.timeout(10):
-            while ("rest", "boss") in resolver._cache:
+            while "site:boss" in resolver._cache:
                 await asyncio.sleep(0.05)
     finally:
         await resolver.stop()
@@ -47,9 +51,10 @@ async def test_roles_come_from_management_and_are_invalidated(
 
 
 async def test_without_management_the_default_role_is_user(bus: Bus) -> None:
-    resolver = RoleResolver(bus, timeout=0.2)
-    actor = await resolver.resolve("web", "w-1")
+    resolver = RoleResolver(bus, ServiceClient(bus, TEST_ISSUER), timeout=0.2)
+    actor = await resolver.resolve("slack:U1")
     assert actor.roles == ("user",)
+    assert (await resolver.resolve("guest:w-1")).roles == ("guest",)
 
 
 def test_experts_file(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from events.envelope import Actor, Conversation, Envelope
 from events.payloads import Reply
 
 from .conftest import ScriptedDialogue, start_gateway
+from .web_clients import guest_client
 
 
 class Recorder:
@@ -88,24 +89,24 @@ async def test_rest_replies_published_while_down_reach_the_next_poll_once(
     bus: Bus, echo_runner: object
 ) -> None:
     live = await start_gateway(bus, ScriptedDialogue())
-    async with httpx.AsyncClient(base_url=live.url) as client:
-        r = await client.post("/webhooks/rest/webhook", json={"sender": "eve", "message": "hi"})
-        assert r.json() == [{"recipient_id": "eve", "text": "echo: hi"}]
+    async with guest_client(live.url) as guest:
+        eve, token = guest.sender, guest.token
+        r = await guest.client.post("/webhooks/rest/webhook", json={"message": "hi"})
+        assert r.json() == [{"recipient_id": eve, "text": "echo: hi"}]
     await live.stop()
-    await bus.publish(reply("rest", "eve", "answer published while down"))
+    await bus.publish(reply("rest", eve, "answer published while down"))
     live = await start_gateway(bus, ScriptedDialogue())
     try:
-        async with httpx.AsyncClient(base_url=live.url) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=live.url, headers=headers) as client:
             got: list[str] = []
             for _ in range(50):
-                page = await client.get("/webhooks/rest/pending", params={"sender": "eve"})
+                page = await client.get("/webhooks/rest/pending")
                 got += [m["text"] for m in page.json()]
                 if got:
                     break
                 await asyncio.sleep(0.05)
-            r = await client.post(
-                "/webhooks/rest/webhook", json={"sender": "eve", "message": "again"}
-            )
+            r = await client.post("/webhooks/rest/webhook", json={"message": "again"})
         assert got == ["answer published while down"]
         assert [m["text"] for m in r.json()] == ["echo: again"]
     finally:

@@ -13,6 +13,7 @@ import websockets
 from events.bus import Bus
 
 from .conftest import LiveServer, ScriptedDialogue, start_gateway
+from .web_clients import ws_session
 
 
 async def session(live: LiveServer) -> dict[str, Any]:
@@ -34,16 +35,39 @@ def replies(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in frames if f["type"] == "reply"]
 
 
-async def test_invalid_token_is_closed_4401(gateway: LiveServer) -> None:
-    async with websockets.connect(gateway.ws_url + "?token=forged") as ws:
+@pytest.mark.parametrize(
+    "first_frame",
+    [
+        '{"type": "auth", "token": "forged"}',
+        '{"type": "auth", "token": "fds_forged.x.y"}',
+        '{"type": "auth"}',
+        '{"type": "message", "text": "hi"}',
+        "not json",
+    ],
+)
+async def test_a_socket_without_a_valid_auth_frame_is_closed_4401(
+    gateway: LiveServer, first_frame: str
+) -> None:
+    async with websockets.connect(gateway.ws_url) as ws:
+        await ws.send(first_frame)
         with pytest.raises(websockets.ConnectionClosed) as info:
             await ws.recv()
-    assert info.value.rcvd.code == 4401
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4401
+
+
+async def test_a_token_in_the_url_is_not_accepted(gateway: LiveServer) -> None:
+    """Tokens never travel in URLs (they end up in access logs)."""
+    s = await session(gateway)
+    async with websockets.connect(f"{gateway.ws_url}?token={s['token']}") as ws:
+        await ws.send(json.dumps({"type": "ping"}))
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4401
 
 
 async def test_turn_streams_ack_typing_replies_in_order(gateway: LiveServer) -> None:
     s = await session(gateway)
-    async with websockets.connect(f"{gateway.ws_url}?token={s['token']}") as ws:
+    async with ws_session(gateway.ws_url, s["token"]) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "hello" and hello["sender"] == s["sender"]
         await ws.send(
@@ -63,7 +87,7 @@ async def test_turn_streams_ack_typing_replies_in_order(gateway: LiveServer) -> 
 
 async def test_many_messages_arrive_in_bus_order(gateway: LiveServer) -> None:
     s = await session(gateway)
-    async with websockets.connect(f"{gateway.ws_url}?token={s['token']}") as ws:
+    async with ws_session(gateway.ws_url, s["token"]) as ws:
         await ws.recv()
         for i in range(5):
             await ws.send(
@@ -78,18 +102,17 @@ async def test_many_messages_arrive_in_bus_order(gateway: LiveServer) -> None:
 
 async def test_resume_after_reconnect_no_gap_no_duplicate(gateway: LiveServer, bus: Bus) -> None:
     s = await session(gateway)
-    url = f"{gateway.ws_url}?token={s['token']}"
-    async with websockets.connect(url) as ws:
+    async with ws_session(gateway.ws_url, s["token"]) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "message", "text": "count 3", "client_id": "a"}))
         first = replies(await frames_until(ws, lambda _f, out: len(replies(out)) == 1))
     last_seen = first[0]["seq"]
-    async with websockets.connect(url) as ws2:
+    async with ws_session(gateway.ws_url, s["token"]) as ws2:
         await ws2.recv()
         await ws2.send(json.dumps({"type": "message", "text": "count 2", "client_id": "b"}))
         await frames_until(ws2, lambda f, _o: f["type"] == "typing" and f["active"] is False)
     # page reload: same token, since = the last seq the page showed
-    async with websockets.connect(f"{url}&since={last_seen}") as ws3:
+    async with ws_session(gateway.ws_url, s["token"], since=last_seen) as ws3:
         hello = json.loads(await ws3.recv())
         assert hello["since"] == last_seen
         resent = replies(await frames_until(ws3, lambda _f, out: len(replies(out)) == 4))
@@ -104,7 +127,7 @@ async def test_resume_after_reconnect_no_gap_no_duplicate(gateway: LiveServer, b
 
 async def test_same_client_id_twice_is_processed_once(gateway: LiveServer) -> None:
     s = await session(gateway)
-    async with websockets.connect(f"{gateway.ws_url}?token={s['token']}") as ws:
+    async with ws_session(gateway.ws_url, s["token"]) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "message", "text": "count 1", "client_id": "dup"}))
         await ws.send(json.dumps({"type": "message", "text": "count 1", "client_id": "dup"}))
@@ -131,7 +154,7 @@ async def test_ws_limits_and_bad_frames_answer_errors(bus: Bus) -> None:
     )
     try:
         s = await session(live)
-        async with websockets.connect(f"{live.ws_url}?token={s['token']}") as ws:
+        async with ws_session(live.ws_url, s["token"]) as ws:
             await ws.recv()
 
             async def ask(frame: Any) -> dict[str, Any]:
@@ -161,7 +184,7 @@ async def test_ws_limits_and_bad_frames_answer_errors(bus: Bus) -> None:
 async def test_xss_text_is_json_data(gateway: LiveServer) -> None:
     evil = "<img src=x onerror=alert(1)>"
     s = await session(gateway)
-    async with websockets.connect(f"{gateway.ws_url}?token={s['token']}") as ws:
+    async with ws_session(gateway.ws_url, s["token"]) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "message", "text": evil}))
         got = replies(await frames_until(ws, lambda _f, out: len(replies(out)) == 1))
@@ -172,7 +195,7 @@ async def test_slow_turn_gets_working_note_then_answer(bus: Bus, echo_runner: ob
     live = await start_gateway(bus, ScriptedDialogue(), slow_turn_seconds=0.3)
     try:
         s = await session(live)
-        async with websockets.connect(f"{live.ws_url}?token={s['token']}") as ws:
+        async with ws_session(live.ws_url, s["token"]) as ws:
             await ws.recv()
             await ws.send(json.dumps({"type": "message", "text": "slow 1"}))
             frames = await frames_until(ws, lambda f, _o: f["type"] == "typing" and not f["active"])

@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 
-from backend_services.runtime import HandlerContext, Service, ServiceRunner
+from backend_services.runtime import HandlerContext, Service
 from events import subjects
 from events.bus import Bus, Delivery
 from events.envelope import SYSTEM_ACTOR, Conversation, Envelope
 from events.payloads import Reply
+from tests.claims import signed, signed_runner
 from tests.events.helpers import ACTOR, take
 
 
@@ -46,13 +47,13 @@ async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.
 
 
 async def test_answered_intents_leave_the_work_queue(bus: Bus) -> None:
-    runner = ServiceRunner(_echo_service(), bus, concurrency=8)
+    runner = signed_runner(_echo_service(), bus, concurrency=8)
     await runner.start()
     try:
         conv = Conversation(channel="api", id="ack-queue")
         replies = bus.tail(subjects.events_filter(channel="api", conversation_id="ack-queue"))
         intents = [
-            Envelope.new("intent.ackecho.echo", {"n": n}, conversation=conv, actor=ACTOR)
+            signed(Envelope.new("intent.ackecho.echo", {"n": n}, conversation=conv, actor=ACTOR))
             for n in range(40)
         ]
         for env in intents:

@@ -14,13 +14,14 @@ import uuid
 
 from pydantic import BaseModel
 
-from backend_services.runtime import HandlerContext, Service, ServiceRunner
+from backend_services.runtime import HandlerContext, Service
 from events import subjects
 from events.bus import Bus, Delivery
 from events.embedded import EmbeddedNats
 from events.envelope import SYSTEM_ACTOR, Conversation, Envelope
 from events.errors import PublishTimeout
 from events.payloads import Reply
+from tests.claims import signed, signed_runner
 from tests.conftest import TEST_LIMITS
 from tests.events.helpers import ACTOR
 
@@ -66,7 +67,7 @@ async def _run_with_restart(nats_server: EmbeddedNats, use_runtime: bool) -> Non
     runner = None
     worker = None
     if use_runtime:
-        runner = ServiceRunner(echo_service(), service_bus, concurrency=8)
+        runner = signed_runner(echo_service(), service_bus, concurrency=8)
         await runner.start()
     else:
         worker = await _raw_worker(service_bus)
@@ -78,11 +79,13 @@ async def _run_with_restart(nats_server: EmbeddedNats, use_runtime: bool) -> Non
     async def publish_all() -> None:
         nonlocal not_acknowledged
         for n in range(TOTAL):
-            env = Envelope.new(
-                subjects.intent_type("faulty", "echo"),
-                {"n": n},
-                conversation=Conversation(channel="api", id=f"fault-{n % 7}"),
-                actor=ACTOR,
+            env = signed(
+                Envelope.new(
+                    subjects.intent_type("faulty", "echo"),
+                    {"n": n},
+                    conversation=Conversation(channel="api", id=f"fault-{n % 7}"),
+                    actor=ACTOR,
+                )
             )
             try:
                 await publisher.publish(env)

@@ -13,17 +13,18 @@ from backend_services.runtime import (
     HandlerContext,
     HandlerError,
     Service,
-    ServiceRunner,
     create_http_app,
 )
 from events import subjects
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
-from events.micro import discover, micro_subject
+from events.micro import ServiceClient, discover, micro_subject
 from events.payloads import Reply
+from tests.claims import TEST_ISSUER, signed, signed_runner
+from tests.services.doors import door_call, header_actor, http_headers
 
-USER = Actor(id="u1", roles=("user",))
-AGENT = Actor(id="a1", roles=("agent",))
+USER = Actor(id="site:u1", roles=("user",))
+AGENT = Actor(id="site:a1", roles=("agent",))
 
 
 class Echo(BaseModel):
@@ -71,7 +72,7 @@ def make_service(calls: dict[str, int]) -> Service:
 async def ask(bus: Bus, action: str, payload: dict, actor: Actor = USER) -> tuple[Envelope, Reply]:
     """Publish an intent and wait for its reply on the bus."""
     conv = Conversation(channel="web", id=f"t.{uuid.uuid4().hex}")
-    intent = Envelope.new(f"intent.echo.{action}", payload, conversation=conv, actor=actor)
+    intent = signed(Envelope.new(f"intent.echo.{action}", payload, conversation=conv, actor=actor))
     start = await bus.last_sequence()
     await bus.publish(intent)
     flt = subjects.events_filter(channel="web", conversation_id=conv.id, envelope_type="reply")
@@ -84,7 +85,7 @@ async def ask(bus: Bus, action: str, payload: dict, actor: Actor = USER) -> tupl
 
 async def test_intent_door_ok_invalid_denied_and_domain_error(bus: Bus) -> None:
     calls: dict[str, int] = {}
-    runner = ServiceRunner(make_service(calls), bus)
+    runner = signed_runner(make_service(calls), bus)
     await runner.start()
     try:
         env, reply = await ask(bus, "say", {"text": "hello"})
@@ -118,7 +119,7 @@ async def test_intent_door_ok_invalid_denied_and_domain_error(bus: Bus) -> None:
 
 async def test_retry_then_success_and_failure_reply_after_bound(bus: Bus) -> None:
     calls: dict[str, int] = {}
-    runner = ServiceRunner(make_service(calls), bus)
+    runner = signed_runner(make_service(calls), bus)
     await runner.start()
     try:
         _, reply = await ask(bus, "flaky", {"text": "once"})
@@ -135,13 +136,16 @@ async def test_retry_then_success_and_failure_reply_after_bound(bus: Bus) -> Non
 
 
 async def test_micro_door_and_discovery(bus: Bus) -> None:
-    runner = ServiceRunner(make_service({}), bus)
+    runner = signed_runner(make_service({}), bus)
     await runner.start()
     try:
+        client = ServiceClient(bus, TEST_ISSUER)
+        said = await client.call("echo", "say", {"text": "hi"}, USER, conversation=("api", "m1"))
+        assert said.text == "echo: hi"
+        empty = await client.call("echo", "say", {}, USER, conversation=("api", "m1"))
+        assert empty.status == "invalid"
         raw = await bus.request(micro_subject("echo", "say"), json.dumps({"text": "hi"}).encode())
-        assert Reply.model_validate_json(raw).text == "echo: hi"
-        raw = await bus.request(micro_subject("echo", "say"), b"{}")
-        assert Reply.model_validate_json(raw).status == "invalid"
+        assert Reply.model_validate_json(raw).status == "denied"  # no claim, no call
         pings = await discover(bus, "PING", "echo")
         assert [p["name"] for p in pings] == ["echo"]
         info = (await discover(bus, "INFO", "echo"))[0]
@@ -151,20 +155,31 @@ async def test_micro_door_and_discovery(bus: Bus) -> None:
 
 
 async def test_http_door(bus: Bus) -> None:
-    runner = ServiceRunner(make_service({}), bus)
-    app = create_http_app([runner])
+    runner = signed_runner(make_service({}), bus)
+    await runner.start()
+    app = create_http_app([runner.service], door_call(bus), header_actor)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        ok = await client.post("/services/echo/say", json={"text": "hi"})
-        assert ok.status_code == 200 and ok.json() == {"text": "hi"}
-        bad = await client.post("/services/echo/say", json={"text": ""})
-        assert bad.status_code == 422
-        denied = await client.post("/services/echo/agent_only", json={"text": "x"})
-        assert denied.status_code == 403 and "agent" in denied.json()["detail"]
-        refused = await client.post("/services/echo/refuse", json={"text": "x"})
-        assert refused.status_code == 409
-        spec = (await client.get("/openapi.json")).json()
-        assert "/services/echo/say" in spec["paths"]
+    headers = http_headers(USER)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            ok = await client.post("/services/echo/say", json={"text": "hi"}, headers=headers)
+            assert ok.status_code == 200 and ok.json() == {"text": "hi"}
+            bad = await client.post("/services/echo/say", json={"text": ""}, headers=headers)
+            assert bad.status_code == 422
+            denied = await client.post(
+                "/services/echo/agent_only", json={"text": "x"}, headers=headers
+            )
+            assert denied.status_code == 403 and "agent" in denied.json()["detail"]
+            refused = await client.post(
+                "/services/echo/refuse", json={"text": "x"}, headers=headers
+            )
+            assert refused.status_code == 409
+            spec = (await client.get("/openapi.json")).json()
+            assert "/services/echo/say" in spec["paths"]
+            answers = spec["paths"]["/services/echo/say"]["post"]["responses"]
+            assert {"200", "401", "403", "409", "422", "429", "500", "503"} <= set(answers)
+    finally:
+        await runner.stop()
 
 
 async def test_slow_handler_is_not_redelivered_while_it_runs(nats_server) -> None:
@@ -182,7 +197,7 @@ async def test_slow_handler_is_not_redelivered_while_it_runs(nats_server) -> Non
         await asyncio.sleep(2.5)
         return Echoed(text=payload.text)
 
-    runner = ServiceRunner(svc, slow_bus)
+    runner = signed_runner(svc, slow_bus)
     await runner.start()
     try:
         _, reply = await ask(slow_bus, "slow", {"text": "zzz"})

@@ -10,25 +10,29 @@ from typing import Any
 import httpx
 from fastapi import Request
 
-from backend_services.runtime import ServiceRunner, create_http_app
+from backend_services.runtime import DoorCaller, ServiceRunner, create_http_app
 from events import subjects
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
-from events.micro import micro_subject
+from events.errors import BusUnavailable
+from events.micro import ServiceClient, micro_subject
 from events.payloads import Reply
+from tests.claims import TEST_ISSUER, signed
 
-USER = Actor(id="U-user", name="Uma User", roles=("user",))
-AGENT = Actor(id="U-agent", name="Ada Agent", roles=("agent",))
-ADMIN = Actor(id="U-admin", name="Al Admin", roles=("admin",))
+USER = Actor(id="slack:U-user", name="Uma User", roles=("user",))
+AGENT = Actor(id="slack:U-agent", name="Ada Agent", roles=("agent",))
+ADMIN = Actor(id="slack:U-admin", name="Al Admin", roles=("admin",))
 
 
 def intent(service: str, action: str, payload: dict[str, Any], actor: Actor) -> Envelope:
-    """An intent envelope in a fresh web conversation."""
-    return Envelope.new(
-        subjects.intent_type(service, action),
-        payload,
-        conversation=Conversation(channel="web", id=f"test-{uuid.uuid4().hex[:12]}"),
-        actor=actor,
+    """An intent envelope in a fresh web conversation, signed as the gateway would."""
+    return signed(
+        Envelope.new(
+            subjects.intent_type(service, action),
+            payload,
+            conversation=Conversation(channel="web", id=f"test-{uuid.uuid4().hex[:12]}"),
+            actor=actor,
+        )
     )
 
 
@@ -66,15 +70,36 @@ async def ask_micro(
     return Reply.model_validate(json.loads(raw))
 
 
-async def header_actor(request: Request) -> Actor:
-    """Test actor resolver: ``X-Actor`` id and comma-separated ``X-Roles``."""
+async def header_actor(request: Request) -> DoorCaller:
+    """Test actor resolver (the gateway checks credentials): ``X-Actor`` and ``X-Roles``."""
     roles = tuple(r for r in request.headers.get("x-roles", "").split(",") if r)
-    return Actor(id=request.headers.get("x-actor", "anonymous"), roles=roles)
+    return DoorCaller(Actor(id=request.headers.get("x-actor", "guest:anonymous"), roles=roles))
 
 
-def http_client(*runners: ServiceRunner, app: Any = None) -> httpx.AsyncClient:
-    """An httpx client on the services' HTTP app (in process, no socket)."""
-    app = app or create_http_app(list(runners), header_actor)
+def door_call(bus: Bus) -> Any:
+    """The HTTP door's remote call: a signed request to the service, as the gateway sends it."""
+    client = ServiceClient(bus, TEST_ISSUER, timeout=15.0)
+
+    async def call(service: str, action: str, payload: dict[str, Any], caller: DoorCaller) -> Reply:
+        try:
+            return await client.call(
+                service,
+                action,
+                payload,
+                caller.actor,
+                conversation=("api", f"http-{uuid.uuid4().hex}"),
+                email=caller.email,
+            )
+        except BusUnavailable as exc:
+            raise AssertionError(f"the {service} service did not answer: {exc}") from exc
+
+    return call
+
+
+def http_client(bus: Bus, *runners: ServiceRunner, app: Any = None) -> httpx.AsyncClient:
+    """An httpx client on the services' HTTP doors (in process, no socket; the doors call the
+    runners over NATS with signed claims)."""
+    app = app or create_http_app([r.service for r in runners], door_call(bus), header_actor)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc")
 
 
@@ -109,7 +134,7 @@ async def ask_door(
         return await ask_intent(bus, service, action, payload, actor)
     if door == "micro":
         return await ask_micro(bus, service, action, payload, actor)
-    async with http_client(runner) as client:
+    async with http_client(bus, runner) as client:
         response = await client.post(
             f"/services/{service}/{action}", json=payload, headers=http_headers(actor)
         )

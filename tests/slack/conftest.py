@@ -24,6 +24,7 @@ from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
 from events.payloads import Button
 from tests.bots.conftest import LiveServer, make_settings
+from tests.claims import TEST_ISSUER
 from tests.slack.fake_slack import FakeSlack, event_body, sign
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -157,7 +158,11 @@ async def running_gateway(
     """A live gateway with Slack attached (``env`` overrides the Slack settings)."""
     dialogue = RulesDialogue()
     app = create_gateway_app(
-        bus, dialogue, settings=make_settings(rate_limit=1000), turn_factory=Turn
+        bus,
+        dialogue,
+        issuer=TEST_ISSUER,
+        settings=make_settings(rate_limit=1000),
+        turn_factory=Turn,
     )
     channel = attach_slack(app, slack_settings(fake, **env), socket_mode=socket_mode)
     assert channel is not None

@@ -71,7 +71,7 @@ async def test_mention_is_answered_in_its_thread(slack_gateway: SlackGateway) ->
     assert turn.conversation.channel == "slack"
     assert turn.conversation.id == "CGEN1"
     assert turn.conversation.thread == "1700000000.000100"
-    assert turn.actor.id == "U1"
+    assert turn.actor.id == "slack:U1"  # namespaced: Slack proved it
 
 
 async def test_channel_mapping_picks_the_bot(slack_gateway: SlackGateway) -> None:

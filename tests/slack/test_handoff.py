@@ -9,13 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from bots.slack import attach_slack
 from bots.web.app import create_gateway_app
 from events.bus import Bus
 from events.envelope import Conversation
 from tests.bots.conftest import LiveServer, make_settings
+from tests.bots.web_clients import ws_session
+from tests.claims import TEST_ISSUER
 from tests.slack.conftest import SUPPORT, RulesDialogue, SlackGateway, Turn, running_gateway
 from tests.slack.fake_slack import FakeSlack
 
@@ -50,7 +52,7 @@ async def test_web_conversation_handed_to_slack_and_back(slack_gateway: SlackGat
     gw, fake = slack_gateway, slack_gateway.fake
     session = (await gw.http.post(f"{gw.live.url}/api/session", json={})).json()
     sender = session["sender"]
-    async with connect(f"{gw.live.ws_url}?token={session['token']}") as ws:
+    async with ws_session(gw.live.ws_url, session["token"]) as ws:
         assert json.loads(await ws.recv())["type"] == "hello"
         await ws.send(json.dumps({"type": "message", "text": "hello", "bot": "support"}))
         await _frames_until(ws, "support echo: hello")
@@ -182,14 +184,16 @@ async def test_without_slack_a_hand_off_never_silences_the_bot(
     for name in ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "FRONTDOOR_SUPPORT_CHANNEL"):
         monkeypatch.delenv(name, raising=False)
     dialogue = RulesDialogue()
-    app = create_gateway_app(bus, dialogue, settings=make_settings(), turn_factory=Turn)
+    app = create_gateway_app(
+        bus, dialogue, issuer=TEST_ISSUER, settings=make_settings(), turn_factory=Turn
+    )
     assert attach_slack(app) is None
     live = LiveServer(app)
     await live.start()
     try:
         async with httpx.AsyncClient() as http:
             session = (await http.post(f"{live.url}/api/session", json={})).json()
-        async with connect(f"{live.ws_url}?token={session['token']}") as ws:
+        async with ws_session(live.ws_url, session["token"]) as ws:
             assert json.loads(await ws.recv())["type"] == "hello"
             await ws.send(json.dumps({"type": "message", "text": "human", "bot": "support"}))
             await _frames_until(ws, "no human agent can be reached")

@@ -10,6 +10,7 @@ from bots.slack import SlackConfigError, SlackSettings, attach_slack
 from bots.web.app import create_gateway_app
 from events.bus import Bus
 from tests.bots.conftest import make_settings
+from tests.claims import TEST_ISSUER
 from tests.slack.conftest import BOT_TOKEN, SECRET, RulesDialogue, Turn
 
 _SLACK_ENV = (
@@ -119,7 +120,9 @@ async def test_attach_refuses_an_unknown_bot(bus: Bus, monkeypatch: pytest.Monke
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("FRONTDOOR_SLACK_CHANNEL_BOTS", "C1:nobody")
-    app = create_gateway_app(bus, RulesDialogue(), settings=make_settings(), turn_factory=Turn)
+    app = create_gateway_app(
+        bus, RulesDialogue(), issuer=TEST_ISSUER, settings=make_settings(), turn_factory=Turn
+    )
     with pytest.raises(SlackConfigError, match="'nobody', which does not exist"):
         attach_slack(app)
     monkeypatch.delenv("FRONTDOOR_SLACK_CHANNEL_BOTS")

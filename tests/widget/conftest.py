@@ -15,11 +15,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from backend_services import registry
-from backend_services.runtime import ServiceRunner
 from bots.slack import SlackSettings, attach_slack
 from bots.web.app import create_gateway_app
 from events.bus import Bus
 from tests.bots.conftest import LiveServer, make_settings
+from tests.claims import TEST_ISSUER, signed_runner
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
@@ -68,7 +68,9 @@ class Stack:
 
     def new_app(self) -> FastAPI:
         """Another gateway app on the same bus and dialogue (a restarted front door)."""
-        return create_gateway_app(self.bus, self.dialogue, settings=make_settings())
+        return create_gateway_app(
+            self.bus, self.dialogue, issuer=TEST_ISSUER, settings=make_settings()
+        )
 
 
 @contextlib.asynccontextmanager
@@ -79,10 +81,10 @@ async def running_stack(
     and the gateway under uvicorn; with ``slack``, the Slack channel attached too."""
     from skills.dialogue import DialogueEngine, KVConversationStore, SkillRegistry
 
-    management = ServiceRunner(registry.load_service("management"), bus)
+    management = signed_runner(registry.load_service("management"), bus)
     await management.start()
     dialogue = DialogueEngine(nlu, await KVConversationStore.open(bus), SkillRegistry.load())
-    app = create_gateway_app(bus, dialogue, settings=make_settings())
+    app = create_gateway_app(bus, dialogue, issuer=TEST_ISSUER, settings=make_settings())
     if slack is not None:
         assert attach_slack(app, slack) is not None
     live = LiveServer(app)

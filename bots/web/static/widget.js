@@ -3,7 +3,9 @@
  *
  * Plain JavaScript, no build step, no dependencies. Talks to the gateway that served this file:
  * POST /api/session (signed session token, kept in localStorage), GET /api/bots, and the
- * WebSocket /ws (replies in bus order, resumed with ?since=<last seq> after a reconnect).
+ * WebSocket /ws (first frame: the session token, never in the URL; replies in bus order,
+ * resumed with ?since=<last seq> after a reconnect). A signed-in visitor: the embedding site
+ * passes a user token it signed (data-user-token, or FrontdoorWidget.identify(token)).
  * Protocol: docs/web-channel.md. Options (data-* attributes on the script tag): docs/widget.md.
  *
  * Security: every text from users, bots and services is DATA. It is rendered by building DOM
@@ -38,6 +40,8 @@
     greeting: attr("greeting", "Hi! Ask me anything, or pick a bot above."),
     historyLimit: 200,
   };
+  // A user token signed by the embedding site (identity verification); kept in memory only.
+  var userToken = attr("user-token", "") || null;
   var storageKey = "frontdoor:" + base;
   var MAX_CHARS = 2000;
 
@@ -423,18 +427,34 @@
     }
   }
 
-  function newSession(oldToken) {
+  function requestSession(oldToken) {
+    var body = {};
+    if (oldToken) {
+      body.token = oldToken;
+    }
+    if (userToken) {
+      body.user_token = userToken;
+    }
     return fetch(base + "/api/session", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(oldToken ? { token: oldToken } : {}),
+      body: JSON.stringify(body),
       credentials: "omit",
     }).then(function (response) {
+      if (response.status === 401 && userToken) {
+        // The site's user token expired or was refused: go on as a guest.
+        userToken = null;
+        return requestSession(null);
+      }
       if (!response.ok) {
         throw new Error("session request failed with HTTP " + response.status);
       }
       return response.json();
-    }).then(function (data) {
+    });
+  }
+
+  function newSession(oldToken) {
+    return requestSession(oldToken).then(function (data) {
       if (session && data.sender !== session.sender) {
         // A new conversation: the old history belongs to a conversation we can no longer see.
         lastSeq = 0;
@@ -460,10 +480,9 @@
     reconnectTimer = setTimeout(connect, delay);
   }
 
-  function wsUrl(token) {
+  function wsUrl() {
     var url = new URL(base + "/ws");
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("token", token);
     if (lastSeq > 0) {
       url.searchParams.set("since", String(lastSeq));
     }
@@ -488,13 +507,16 @@
     var socket;
     connecting = false;
     try {
-      socket = new WebSocket(wsUrl(current.token));
+      socket = new WebSocket(wsUrl());
     } catch (e) {
       scheduleReconnect("Cannot reach the chat server.");
       return;
     }
     ws = socket;
     var welcomed = false;
+    socket.onopen = function () {
+      socket.send(JSON.stringify({ type: "auth", token: current.token }));
+    };
     socket.onmessage = function (event) {
       var frame;
       try {
@@ -753,6 +775,21 @@
     close: close,
     send: function (text) {
       send(text);
+    },
+    /**
+     * Sign the visitor in with a user token the embedding site signed (docs/security.md); the
+     * conversation goes on as that user.
+     */
+    identify: function (token) {
+      userToken = token ? String(token) : null;
+      var old = session ? session.token : null;
+      newSession(old).then(function () {
+        if (ws) {
+          ws.close();
+        } else {
+          connect();
+        }
+      });
     },
     /** Forget the session and the history on this device (a new conversation). */
     reset: function () {

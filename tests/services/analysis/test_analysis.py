@@ -17,12 +17,14 @@ from backend_services.analysis.settings import AnalysisSettings
 from backend_services.runtime import ServiceRunner, create_http_app
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
+from tests.claims import signed_runner
 from tests.services.doors import (
     ADMIN,
     AGENT,
     USER,
     ask_intent,
     ask_micro,
+    door_call,
     header_actor,
     http_client,
     http_headers,
@@ -163,7 +165,7 @@ def history() -> list[Envelope]:
 async def runner(bus: Bus) -> AsyncIterator[ServiceRunner]:
     for env in history():
         await bus.publish(env)
-    r = ServiceRunner(
+    r = signed_runner(
         service,
         bus,
         settings=AnalysisSettings(public_url="http://fd.test"),
@@ -260,11 +262,11 @@ async def test_chart_png_on_intent_and_http(bus: Bus, runner: ServiceRunner) -> 
     assert reply.status == "ok", reply.text
     assert reply.image and reply.image.startswith("http://fd.test/services/analysis/charts/")
     path = reply.image.removeprefix("http://fd.test")
-    app = create_http_app([runner], header_actor)
+    app = create_http_app([runner.service], door_call(bus), header_actor)
     for make_router in service.extra_routers:  # as frontdoor.wiring mounts them
         app.include_router(make_router(runner), prefix="/services")
     assert charts_router in service.extra_routers
-    async with http_client(app=app) as client:
+    async with http_client(bus, app=app) as client:
         png = await client.get(path)
         assert png.status_code == 200
         assert png.headers["content-type"] == "image/png"

@@ -10,6 +10,7 @@ from backend_services.analysis.service import service
 from backend_services.analysis.settings import AnalysisSettings
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
+from tests.claims import signed_runner
 from tests.services.doors import ADMIN, AGENT, DOORS, USER, ask_door, assert_all_ok
 
 CALLS = [
@@ -23,7 +24,7 @@ CALLS = [
 
 @pytest.fixture
 async def runner(bus: Bus) -> AsyncIterator[ServiceRunner]:
-    r = ServiceRunner(service, bus, settings=AnalysisSettings(), instance="an-doors")
+    r = signed_runner(service, bus, settings=AnalysisSettings(), instance="an-doors")
     await r.start()
     try:
         yield r

@@ -11,6 +11,7 @@ from backend_services.generative.service import service
 from backend_services.generative.settings import GenerativeSettings
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
+from tests.claims import signed_runner
 from tests.services.doors import AGENT, DOORS, USER, ask_door, assert_all_ok
 
 EXPERTS = Path(__file__).parent / "experts.yml"
@@ -26,7 +27,7 @@ CALLS = [
 @pytest.fixture
 async def runner(bus: Bus) -> AsyncIterator[ServiceRunner]:
     settings = GenerativeSettings(retriever="tfidf", experts_file=EXPERTS, llm_provider="none")
-    r = ServiceRunner(service, bus, settings=settings, instance="gen-doors")
+    r = signed_runner(service, bus, settings=settings, instance="gen-doors")
     await r.start()
     try:
         yield r

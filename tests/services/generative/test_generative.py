@@ -22,6 +22,7 @@ from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
 from events.micro import MicroEndpoint, MicroResponse, start_micro_service
 from events.payloads import Reply
+from tests.claims import signed, signed_runner
 from tests.services.doors import (
     AGENT,
     USER,
@@ -58,7 +59,7 @@ def settings() -> GenerativeSettings:
 
 
 async def started(bus: Bus, model: Any = None) -> ServiceRunner:
-    runner = ServiceRunner(service, bus, settings=settings(), instance="gen-test")
+    runner = signed_runner(service, bus, settings=settings(), instance="gen-test")
     if model is not None:
         runner.context.state["chat_model"] = model
     await runner.start()
@@ -130,7 +131,7 @@ async def test_summaries_of_text_messages_and_conversations(
         "The VPN error says the UDP port is blocked by the router. "
         "Could someone help me fix the VPN soon?"
     )
-    async with http_client(runner) as client:
+    async with http_client(bus, runner) as client:
         response = await client.post(
             "/services/generative/summarize",
             json={"text": thread, "sentences": 2},
@@ -153,11 +154,13 @@ async def test_summaries_of_text_messages_and_conversations(
         await bus.publish(
             Envelope.new("message.received", {"text": text}, conversation=conv, actor=USER)
         )
-    asked = Envelope.new(
-        subjects.intent_type("generative", "summarize"),
-        {"conversation": {"channel": "web", "id": "conv-sum"}},
-        conversation=conv,
-        actor=USER,
+    asked = signed(
+        Envelope.new(
+            subjects.intent_type("generative", "summarize"),
+            {"conversation": {"channel": "web", "id": "conv-sum"}},
+            conversation=conv,
+            actor=USER,
+        )
     )
     await bus.publish(asked)
     _, own = await reply_to(bus, asked)
@@ -372,7 +375,7 @@ async def test_expert_with_missing_knowledge_answers_clearly(bus: Bus, tmp_path:
     experts.write_text(
         "experts:\n  - name: ghost\n    description: nothing\n    knowledge: missing-folder\n"
     )
-    runner = ServiceRunner(
+    runner = signed_runner(
         service,
         bus,
         settings=GenerativeSettings(retriever="tfidf", experts_file=experts),

@@ -21,12 +21,13 @@ from events import subjects
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
 from events.payloads import Reply
+from tests.claims import signed, signed_runner
 from tests.conftest import POSTGRES_URL, postgres_reachable
 
-ADMIN = Actor(id="UADMIN", name="Ada Admin", roles=("admin", "user"))
-AGENT = Actor(id="UAGENT", name="Andy Agent", roles=("agent", "user"))
-USER = Actor(id="UUSER", name="Uma User", roles=("user",))
-OTHER = Actor(id="UOTHER", name="Otto Other", roles=("user",))
+ADMIN = Actor(id="slack:UADMIN", name="Ada Admin", roles=("admin", "user"))
+AGENT = Actor(id="slack:UAGENT", name="Andy Agent", roles=("agent", "user"))
+USER = Actor(id="slack:UUSER", name="Uma User", roles=("user",))
+OTHER = Actor(id="slack:UOTHER", name="Otto Other", roles=("user",))
 
 
 class FakeClock:
@@ -102,7 +103,7 @@ async def runner(
     bus: Bus, db_url: str, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[ServiceRunner]:
     """The management service on each database backend, on the test's bus, with a fake clock."""
-    started = ServiceRunner(
+    started = signed_runner(
         service, bus, settings=make_settings(db_url, tmp_path), clock=clock, instance="t1"
     )
     await started.start()
@@ -123,12 +124,14 @@ async def ask(
 ) -> Reply:
     """Publish an intent and return the service's reply from the bus (by correlation id)."""
     conv = Conversation(channel=channel, id=f"C{uuid.uuid4().hex[:8]}.{uuid.uuid4().hex[:4]}")
-    intent = Envelope.new(
-        subjects.intent_type("management", action),
-        payload,
-        conversation=conv,
-        actor=actor,
-        id=intent_id,
+    intent = signed(
+        Envelope.new(
+            subjects.intent_type("management", action),
+            payload,
+            conversation=conv,
+            actor=actor,
+            id=intent_id,
+        )
     )
     start = await bus.last_sequence()
     await bus.publish(intent)
@@ -169,7 +172,7 @@ async def sqlite_runner(
     bus: Bus, sqlite_url: str, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[ServiceRunner]:
     """The management service on SQLite only (for tests where the database does not matter)."""
-    started = ServiceRunner(
+    started = signed_runner(
         service, bus, settings=make_settings(sqlite_url, tmp_path), clock=clock, instance="t1"
     )
     await started.start()

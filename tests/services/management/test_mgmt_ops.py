@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from backend_services.runtime import HandlerContext, Service, ServiceRunner
 from events.bus import Bus
 from events.envelope import SYSTEM_ACTOR, Conversation, Envelope
+from events.micro import ServiceClient
 from events.payloads import ServiceState
+from tests.claims import TEST_ISSUER, signed, signed_runner
 from tests.services.management.conftest import AGENT, USER, ask, wait_reply
 
 
@@ -45,7 +47,7 @@ async def announce(bus: Bus, name: str, state: str, instance: str) -> None:
 async def test_services_status_lists_announced_and_live_services(
     bus: Bus, sqlite_runner: ServiceRunner
 ) -> None:
-    marketing = ServiceRunner(marketing_service(), bus, instance="m1")
+    marketing = signed_runner(marketing_service(), bus, instance="m1")
     await marketing.start()
     try:
         # A service that announced ready but does not answer $SRV, and one that stopped.
@@ -90,13 +92,15 @@ async def test_services_status_counts_requests_and_failed_intents(
     async def broken(payload: Ping, ctx: HandlerContext) -> Pong:
         raise RuntimeError("always fails")
 
-    marketing = ServiceRunner(svc, bus, instance="m2")
+    marketing = signed_runner(svc, bus, instance="m2")
     await marketing.start()
     try:
-        answered = await bus.request("fd.svc.marketing.campaign_get", b'{"text": "x"}')
-        assert b'"status":"ok"' in answered.replace(b" ", b"")
+        answered = await ServiceClient(bus, TEST_ISSUER).call(
+            "marketing", "campaign_get", {"text": "x"}, USER, conversation=("api", "ops")
+        )
+        assert answered.status == "ok"
         conv = Conversation(channel="web", id="ops-test")
-        intent = Envelope.new("intent.marketing.broken", {}, conversation=conv, actor=USER)
+        intent = signed(Envelope.new("intent.marketing.broken", {}, conversation=conv, actor=USER))
         start = await bus.last_sequence()
         await bus.publish(intent)
         failure = await wait_reply(bus, intent, start)

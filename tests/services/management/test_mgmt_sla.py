@@ -8,6 +8,7 @@ from backend_services.management.core import STATE_KEY
 from backend_services.management.service import service
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
+from tests.claims import signed_runner
 from tests.services.management.conftest import (
     AGENT,
     USER,
@@ -27,7 +28,7 @@ async def test_sla_breaches_with_fake_clock(
         management_sla_first_response_minutes={"high": 30},
         management_sla_resolution_minutes={"high": 120},
     )
-    runner = ServiceRunner(service, bus, settings=settings, clock=clock, instance="sla")
+    runner = signed_runner(service, bus, settings=settings, clock=clock, instance="sla")
     await runner.start()
     try:
         checker = runner.context.state[STATE_KEY].checker
@@ -105,7 +106,7 @@ async def test_periodic_checker_reports_on_its_own(
     import asyncio
 
     settings = make_settings(sqlite_url, tmp_path, management_sla_check_seconds=0.05)
-    runner = ServiceRunner(service, bus, settings=settings, clock=clock, instance="periodic")
+    runner = signed_runner(service, bus, settings=settings, clock=clock, instance="periodic")
     await runner.start()
     try:
         await ask(

@@ -46,8 +46,8 @@ def test_database_url_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert ManagementSettings().resolved_database_url() == "postgresql+asyncpg://db/shared"
     monkeypatch.setenv("FRONTDOOR_MANAGEMENT_DATABASE_URL", "postgresql+asyncpg://db/mgmt")
     assert ManagementSettings().resolved_database_url() == "postgresql+asyncpg://db/mgmt"
-    monkeypatch.setenv("FRONTDOOR_ADMIN_IDENTITIES", "slack:U1, web:alice")
-    assert ManagementSettings().admin_identity_list() == [("slack", "U1"), ("web", "alice")]
+    monkeypatch.setenv("FRONTDOOR_ADMIN_IDENTITIES", "slack:U1, site:alice")
+    assert ManagementSettings().admin_identity_list() == [("slack", "U1"), ("site", "alice")]
     monkeypatch.setenv("FRONTDOOR_MANAGEMENT_SLA_FIRST_RESPONSE_MINUTES", '{"sometime": 5}')
     with pytest.raises(ValueError, match="unknown priorities"):
         ManagementSettings()
@@ -85,7 +85,7 @@ def test_cli_users_add_list_and_api_key(tmp_path: Path) -> None:
     env = {"FRONTDOOR_MANAGEMENT_DATABASE_URL": url}
     added = cli.invoke(
         app,
-        ["users", "add", "slack:U123", "web:alice", "--role", "admin", "--handle", "alice"],
+        ["users", "add", "slack:U123", "site:alice", "--role", "admin", "--handle", "alice"],
         env=env,
     )
     assert added.exit_code == 0, added.output

@@ -12,41 +12,60 @@ from backend_services.management.service import service
 from backend_services.management.tables import ApiKey
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
+from events.claims import system_actor
+from events.micro import ServiceClient
+from events.payloads import Reply
+from tests.claims import TEST_ISSUER, signed_runner
 from tests.services.management.conftest import ADMIN, AGENT, USER, FakeClock, ask, events_of
 from tests.services.management.test_mgmt_doors import api_envelope, micro
 from tests.services.management.test_mgmt_tickets import make_agent
 
 
-async def resolve(bus: Bus, channel: str, identity: str) -> dict:
-    reply = await micro(bus, "resolve_actor", {"channel": channel, "identity": identity})
+async def _resolve_actor(bus: Bus, payload: dict) -> Reply:
+    """``resolve_actor`` as the gateway asks it: a request signed as ``system:gateway``."""
+    client = ServiceClient(bus, TEST_ISSUER)
+    return await client.call("management", "resolve_actor", payload, system_actor("gateway"))
+
+
+async def resolve(bus: Bus, actor_id: str) -> dict:
+    reply = await _resolve_actor(bus, {"actor": actor_id})
+    assert reply.status == "ok", reply
+    return reply.data
+
+
+async def resolve_key(bus: Bus, key: str) -> dict:
+    reply = await _resolve_actor(bus, {"api_key": key})
     assert reply.status == "ok", reply
     return reply.data
 
 
 async def test_bootstrap_admin_and_resolve_actor(bus: Bus, runner: ServiceRunner) -> None:
     # FRONTDOOR_ADMIN_IDENTITIES=slack:UADMIN made that identity an admin at start-up.
-    admin = await resolve(bus, "slack", "UADMIN")
+    admin = await resolve(bus, "slack:UADMIN")
     assert admin["known"] and admin["roles"] == ["admin", "user"]
-    assert admin["user"] == "slack-uadmin" and admin["actor_id"] == "UADMIN"
+    assert admin["user"] == "slack-uadmin" and admin["actor_id"] == "slack:UADMIN"
     boot = await events_of(bus, "user.roles_changed")
     assert [(e.payload["user"], e.payload["new_roles"]) for e in boot] == [
         ("slack-uadmin", ["admin", "user"])
     ]
-    stranger = await resolve(bus, "web", "someone")
+    stranger = await resolve(bus, "site:someone")
     assert stranger == {
-        "channel": "web",
-        "actor_id": "someone",
+        "actor_id": "site:someone",
         "known": False,
         "user": None,
         "name": None,
         "email": None,
         "roles": ["user"],
     }
-    bad = await micro(bus, "resolve_actor", {"channel": "fax", "identity": "1"})
-    assert bad.status == "invalid" and "Unknown channel 'fax'" in bad.text
+    # Guests (and anything that names no linkable identity) are guests, never looked up.
+    guest = await resolve(bus, "guest:w-" + "0" * 32)
+    assert guest["roles"] == ["guest"] and guest["known"] is False
+    assert (await resolve(bus, "fax:1"))["roles"] == ["guest"]
+    neither = await _resolve_actor(bus, {})
+    assert neither.status == "invalid"
 
     await make_agent(bus)
-    agent = await resolve(bus, "slack", "UAGENT")
+    agent = await resolve(bus, "slack:UAGENT")
     assert agent["roles"] == ["agent", "user"] and agent["email"] == "andy@example.com"
 
     # Roles change -> the event, and resolve_actor answers the new roles at once.
@@ -62,18 +81,24 @@ async def test_bootstrap_admin_and_resolve_actor(bus: Bus, runner: ServiceRunner
         "new_roles": ["admin", "agent", "user"],
         "identities": ["slack:UAGENT"],
     }
-    assert (await resolve(bus, "slack", "UAGENT"))["roles"] == ["admin", "agent", "user"]
+    assert (await resolve(bus, "slack:UAGENT"))["roles"] == ["admin", "agent", "user"]
 
-    # Link a web identity; deactivating the user drops them to plain ``user``.
-    linked = await ask(bus, "user_link_identity", {"user": "andy", "identity": "web:andy"}, ADMIN)
-    assert linked.status == "ok" and "web:andy" in linked.data["identities"]
+    # Link a site identity; deactivating the user drops them to plain ``user``.
+    linked = await ask(bus, "user_link_identity", {"user": "andy", "identity": "site:andy"}, ADMIN)
+    assert linked.status == "ok" and "site:andy" in linked.data["identities"]
     taken = await ask(
-        bus, "user_link_identity", {"user": "slack-uadmin", "identity": "web:andy"}, ADMIN
+        bus, "user_link_identity", {"user": "slack-uadmin", "identity": "site:andy"}, ADMIN
     )
-    assert taken.status == "invalid" and taken.text == "web:andy already belongs to andy."
+    assert taken.status == "invalid" and taken.text == "site:andy already belongs to andy."
+    # A guest (web or REST visitor) can never be linked to anyone.
+    for guest_identity in ("web:w-" + "0" * 32, "rest:someone", "guest:w-" + "0" * 32):
+        refused = await ask(
+            bus, "user_link_identity", {"user": "andy", "identity": guest_identity}, ADMIN
+        )
+        assert refused.status == "invalid", guest_identity
     off = await ask(bus, "user_update", {"user": "andy", "active": False}, ADMIN)
     assert off.status == "ok" and off.data["roles"] == ["user"]
-    assert (await resolve(bus, "web", "andy"))["roles"] == ["user"]
+    assert (await resolve(bus, "site:andy"))["roles"] == ["user"]
 
     whoami = await ask(bus, "whoami", {}, ADMIN)
     assert whoami.data["user"] == "slack-uadmin" and "admin" in whoami.data["roles"]
@@ -111,7 +136,7 @@ async def test_api_keys_hashed_revocable_and_not_in_chat(
     assert [r.key_hash for r in rows] == [hash_api_key(key)]
     assert key not in {r.key_hash for r in rows} and rows[0].prefix == key[:10]
 
-    who = await resolve(bus, "api", key)
+    who = await resolve_key(bus, key)
     assert who["known"] and who["actor_id"] == "user:slack-uadmin" and "admin" in who["roles"]
     assert "fdk_" not in str(who)
     # An API-key actor (user:<handle>) is that user for ownership and "me".
@@ -126,7 +151,7 @@ async def test_api_keys_hashed_revocable_and_not_in_chat(
         bus, "api_key_revoke", api_envelope("api_key_revoke", {"key_id": created.data["id"]})
     )
     assert revoked.status == "ok"
-    assert (await resolve(bus, "api", key))["known"] is False
+    assert (await resolve_key(bus, key))["known"] is False
     listed = await ask(bus, "user_get", {"user": "slack-uadmin"}, ADMIN)
     assert listed.data["api_keys"][0]["revoked"] is True
     denied = await ask(bus, "user_list", {}, USER)
@@ -138,10 +163,10 @@ async def test_admin_identities_from_settings_on_restart(
 ) -> None:
     from tests.services.management.conftest import make_settings
 
-    settings = make_settings(sqlite_url, tmp_path, admin_identities="web:alice, slack:UADMIN")
+    settings = make_settings(sqlite_url, tmp_path, admin_identities="site:alice, slack:UADMIN")
     for instance in ("a", "b"):  # a second start changes nothing
-        runner = ServiceRunner(service, bus, settings=settings, clock=clock, instance=instance)
+        runner = signed_runner(service, bus, settings=settings, clock=clock, instance=instance)
         await runner.start()
         await runner.stop(grace=1)
     events = await events_of(bus, "user.roles_changed")
-    assert sorted(e.payload["user"] for e in events) == ["slack-uadmin", "web-alice"]
+    assert sorted(e.payload["user"] for e in events) == ["site-alice", "slack-uadmin"]

@@ -12,6 +12,7 @@ from backend_services.marketing.service import service
 from backend_services.marketing.settings import MarketingSettings
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
+from tests.claims import signed_runner
 from tests.services.doors import AGENT, DOORS, USER, ask_door
 
 FUTURE = (datetime.now(UTC) + timedelta(days=3)).isoformat()
@@ -51,7 +52,7 @@ def steps(d: str) -> list[tuple[str, dict, str]]:
 @pytest.fixture
 async def runner(bus: Bus, tmp_path: Path) -> AsyncIterator[ServiceRunner]:
     settings = MarketingSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/m.db")
-    r = ServiceRunner(service, bus, settings=settings, instance="mk-doors")
+    r = signed_runner(service, bus, settings=settings, instance="mk-doors")
     await r.start()
     try:
         yield r

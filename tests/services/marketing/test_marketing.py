@@ -13,6 +13,7 @@ from backend_services.marketing.settings import MarketingSettings
 from backend_services.runtime import ServiceRunner
 from events import subjects
 from events.bus import Bus
+from tests.claims import signed_runner
 from tests.services.doors import (
     ADMIN,
     AGENT,
@@ -46,7 +47,7 @@ async def runner(bus: Bus, tmp_path: Path, clock: Clock) -> AsyncIterator[Servic
         database_url=f"sqlite+aiosqlite:///{tmp_path}/marketing.db",
         scheduler_interval_seconds=3600,
     )
-    r = ServiceRunner(service, bus, settings=settings, clock=clock, instance="mk-test")
+    r = signed_runner(service, bus, settings=settings, clock=clock, instance="mk-test")
     await r.start()
     try:
         yield r
@@ -313,7 +314,7 @@ async def test_micro_door(bus: Bus, runner: ServiceRunner) -> None:
 
 
 async def test_http_door(bus: Bus, runner: ServiceRunner) -> None:
-    async with http_client(runner) as client:
+    async with http_client(bus, runner) as client:
         ok = await client.post(
             "/services/marketing/campaign_create",
             json={"name": "Via HTTP", "message": "hello"},

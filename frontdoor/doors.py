@@ -1,0 +1,60 @@
+"""The services' HTTP doors on the gateway: authenticated here, forwarded as signed requests.
+
+``/services/<service>/<action>`` exists for every public action of every registered service,
+wherever the service runs (this process, a child of ``up --split``, another machine): the
+gateway checks the caller's credential (an API key, or a session or site user token), then
+calls the service's request door with a claim it signs for that caller, and the service checks
+the claim like any other. The OpenAPI document shows each action's models and every answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+
+from backend_services import registry
+from backend_services.runtime import DoorCaller, http_router
+from bots.web.app import Gateway
+from bots.web.auth import authenticate
+from bots.web.limits import RateLimited
+from events.errors import BusUnavailable
+from events.payloads import Reply
+
+
+def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None:
+    """Mount ``/services/<service>/<action>`` for every registered service's public actions."""
+
+    async def resolve(request: Request) -> DoorCaller:
+        principal = await authenticate(gateway, request)
+        try:
+            gateway.limiter.hit(f"door:{principal.limit_key}")
+        except RateLimited as exc:
+            raise HTTPException(
+                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+        return DoorCaller(actor=principal.actor, email=principal.email)
+
+    async def call(service: str, action: str, payload: dict[str, Any], caller: DoorCaller) -> Reply:
+        try:
+            return await gateway.services.call(
+                service,
+                action,
+                payload,
+                caller.actor,
+                conversation=("api", f"http-{uuid.uuid4().hex}"),
+                email=caller.email,
+                timeout=timeout,
+            )
+        except BusUnavailable:
+            raise HTTPException(
+                status_code=503,
+                detail=f"The {service} service is not answering right now; please retry.",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    for name in registry.service_names():
+        app.include_router(
+            http_router(registry.load_service(name), call, resolve), prefix="/services"
+        )
