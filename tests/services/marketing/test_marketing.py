@@ -353,3 +353,73 @@ async def _reply_texts(bus: Bus) -> list[str]:
         for e in await events_of(bus, "reply")
         if e.payload.get("action") == "lead_capture"
     ]
+
+
+async def test_an_existing_lead_changes_only_for_its_owner_or_the_team(
+    bus: Bus, runner: ServiceRunner
+) -> None:
+    """A guest (or anyone) who types someone else's email changes nothing of that lead and does
+    not learn that it exists; the verified owner and the marketing team can change it."""
+    from events.envelope import Actor
+    from events.micro import ServiceClient
+    from tests.claims import TEST_ISSUER
+
+    client = ServiceClient(bus, TEST_ISSUER, timeout=15)
+    original = {"name": "Ann Lee", "email": "ann@example.com", "company": "Acme", "consent": True}
+    first = await ask_intent(bus, "marketing", "lead_capture", original, USER)
+    assert first.status == "ok" and first.data and first.data["id"] is None  # not the caller's
+    guest = Actor(id="guest:w-" + "1" * 32, roles=("guest",))
+    forged = {"name": "Mallory", "email": "ann@example.com", "company": "Evil", "consent": False}
+    answer = await client.call(
+        "marketing", "lead_capture", forged, guest, conversation=("web", "w-" + "1" * 32)
+    )
+    assert answer.status == "ok" and answer.data
+    # The same answer as for a new email: only what was sent, no id, nothing learned.
+    assert answer.data["id"] is None and answer.data["created"] is None
+    assert answer.data["name"] == "Mallory"
+    # A caller whose claim verified a different email is no owner either.
+    other = Actor(id="site:mallory", roles=("user",))
+    await client.call(
+        "marketing",
+        "lead_capture",
+        forged,
+        other,
+        conversation=("web", "m"),
+        email="mallory@example.com",
+    )
+    segment = await ask_intent(
+        bus,
+        "marketing",
+        "segment_create",
+        {"name": "ann", "rules": [{"field": "email", "op": "eq", "value": "ann@example.com"}]},
+        AGENT,
+    )
+    assert segment.status == "ok", segment.text
+    leads = await ask_intent(bus, "marketing", "segment_preview", {"name": "ann"}, AGENT)
+    assert leads.data, leads.text
+    [kept] = leads.data["sample"]
+    assert (kept["name"], kept["company"], kept["consent"]) == ("Ann Lee", "Acme", True)
+    # Only the unchanged capture was announced.
+    assert [e.payload["name"] for e in await events_of(bus, "lead.captured")] == ["Ann Lee"]
+
+    # Ann herself (a site user whose token verified her email) may withdraw her consent.
+    ann = Actor(id="site:ann", name="Ann Lee", roles=("user",))
+    withdrawn = await client.call(
+        "marketing",
+        "lead_capture",
+        {**original, "consent": False},
+        ann,
+        conversation=("web", "a"),
+        email="ANN@example.com",
+    )
+    assert withdrawn.status == "ok" and withdrawn.data and withdrawn.data["created"] is False
+    assert withdrawn.data["consent"] is False
+    # ... and an agent may correct the company.
+    fixed = await ask_intent(
+        bus,
+        "marketing",
+        "lead_capture",
+        {**original, "company": "Acme Corp", "consent": False},
+        AGENT,
+    )
+    assert fixed.data and fixed.data["company"] == "Acme Corp" and fixed.data["id"] is not None
