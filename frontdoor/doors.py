@@ -15,30 +15,22 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 
 from backend_services import registry
-from backend_services.runtime import DoorCaller, http_router
+from backend_services.runtime import DoorCaller, RemoteCall, http_router
 from bots.web.app import Gateway
 from bots.web.auth import authenticate
 from bots.web.limits import RateLimited
 from events.errors import BusUnavailable
+from events.micro import ServiceClient
 from events.payloads import Reply
 
 
-def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None:
-    """Mount ``/services/<service>/<action>`` for every registered service's public actions."""
-
-    async def resolve(request: Request) -> DoorCaller:
-        principal = await authenticate(gateway, request)
-        try:
-            gateway.limiter.hit(f"door:{principal.limit_key}")
-        except RateLimited as exc:
-            raise HTTPException(
-                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from None
-        return DoorCaller(actor=principal.actor, email=principal.email)
+def signed_call(client: ServiceClient, *, timeout: float) -> RemoteCall:
+    """The doors' remote call: the caller's claim, signed for a fresh ``api`` conversation, on a
+    request to the service; a service that does not answer is a 503."""
 
     async def call(service: str, action: str, payload: dict[str, Any], caller: DoorCaller) -> Reply:
         try:
-            return await gateway.services.call(
+            return await client.call(
                 service,
                 action,
                 payload,
@@ -54,6 +46,23 @@ def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None
                 headers={"Retry-After": "5"},
             ) from None
 
+    return call
+
+
+def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None:
+    """Mount ``/services/<service>/<action>`` for every registered service's public actions."""
+
+    async def resolve(request: Request) -> DoorCaller:
+        principal = await authenticate(gateway, request)
+        try:
+            gateway.limiter.hit(f"door:{principal.limit_key}")
+        except RateLimited as exc:
+            raise HTTPException(
+                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+        return DoorCaller(actor=principal.actor, email=principal.email)
+
+    call = signed_call(gateway.services, timeout=timeout)
     for name in registry.service_names():
         app.include_router(
             http_router(registry.load_service(name), call, resolve), prefix="/services"

@@ -14,9 +14,9 @@ from backend_services.runtime import DoorCaller, ServiceRunner, create_http_app
 from events import subjects
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
-from events.errors import BusUnavailable
 from events.micro import ServiceClient, micro_subject
 from events.payloads import Reply
+from frontdoor.doors import signed_call
 from tests.claims import TEST_ISSUER, signed
 
 USER = Actor(id="slack:U-user", name="Uma User", roles=("user",))
@@ -77,23 +77,8 @@ async def header_actor(request: Request) -> DoorCaller:
 
 
 def door_call(bus: Bus) -> Any:
-    """The HTTP door's remote call: a signed request to the service, as the gateway sends it."""
-    client = ServiceClient(bus, TEST_ISSUER, timeout=15.0)
-
-    async def call(service: str, action: str, payload: dict[str, Any], caller: DoorCaller) -> Reply:
-        try:
-            return await client.call(
-                service,
-                action,
-                payload,
-                caller.actor,
-                conversation=("api", f"http-{uuid.uuid4().hex}"),
-                email=caller.email,
-            )
-        except BusUnavailable as exc:
-            raise AssertionError(f"the {service} service did not answer: {exc}") from exc
-
-    return call
+    """The HTTP door's remote call, as the gateway makes it (signed with the test key)."""
+    return signed_call(ServiceClient(bus, TEST_ISSUER, timeout=15.0), timeout=15.0)
 
 
 def http_client(bus: Bus, *runners: ServiceRunner, app: Any = None) -> httpx.AsyncClient:
