@@ -27,8 +27,6 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
-    KeyValueConfig,
-    ObjectStoreConfig,
     StreamConfig,
 )
 from nats.js.errors import NotFoundError
@@ -41,8 +39,14 @@ from events.envelope import Envelope
 from events.errors import BusUnavailable, PublishTimeout
 from events.streams import (
     BusLimits,
+    bucket_config,
+    bucket_stream_config,
+    check_bucket_stream,
+    choose_replicas,
     ensure_consumer,
     ensure_stream,
+    object_store_config,
+    reserving,
     service_consumer_config,
     stream_configs,
 )
@@ -97,6 +101,8 @@ class Bus:
         self._acks = PublishAcks(nc)
         self.limits = limits
         self.publish_timeout = publish_timeout
+        #: replicas of every stream, bucket and object store this bus creates
+        self.replicas = choose_replicas(limits.replicas, self.cluster_size)
 
     @classmethod
     async def connect(
@@ -172,6 +178,11 @@ class Bus:
         return self._js
 
     @property
+    def cluster_size(self) -> int:
+        """How many servers the connection knows (the cluster's, as the server advertises)."""
+        return max(1, len(self._nc.servers))
+
+    @property
     def connected(self) -> bool:
         """True while connected to a server."""
         return bool(self._nc.is_connected)
@@ -186,7 +197,7 @@ class Bus:
 
     async def ensure_streams(self) -> None:
         """Create ``FD_INTENTS`` and ``FD_EVENTS`` if missing; raise on conflicting configs."""
-        for config in stream_configs(self.limits):
+        for config in stream_configs(self.limits, self.replicas):
 
             async def create(c: StreamConfig = config) -> bool:
                 return await ensure_stream(self._js, c)
@@ -361,23 +372,35 @@ class Bus:
 
     # -- other NATS facilities ------------------------------------------------------------
 
-    async def key_value(
-        self, bucket: str, *, history: int = 1, ttl: float | None = None
-    ) -> KeyValue:
-        """The KV bucket ``bucket``, created on first use."""
+    async def key_value(self, bucket: str, *, ttl: float | None = None) -> KeyValue:
+        """The KV bucket ``bucket`` (declared in ``events.streams.BUCKETS``), created on first
+        use with its limits; an existing one with other limits is a ``StreamConfigConflict``.
+        ``ttl`` (a setting of the caller) may shorten the bucket's TTL."""
+        spec = self.limits.buckets[bucket]
         try:
-            return await self._js.key_value(bucket)
+            kv = await self._js.key_value(bucket)
         except (NotFoundError, nats.js.errors.BucketNotFoundError):
-            return await self._js.create_key_value(
-                KeyValueConfig(bucket=bucket, history=history, ttl=ttl)
-            )
+            return await self._js.create_key_value(bucket_config(bucket, spec, self.replicas, ttl))
+        await check_bucket_stream(
+            self._js, f"KV_{bucket}", bucket_stream_config(spec, self.replicas, ttl)
+        )
+        return kv
 
     async def object_store(self, bucket: str) -> ObjectStore:
-        """The object store ``bucket``, created on first use."""
+        """The object store ``bucket`` (declared in ``events.streams.OBJECT_STORES``), created
+        on first use with its limits; an existing one with other limits is a conflict."""
+        spec = self.limits.object_stores[bucket]
         try:
-            return await self._js.object_store(bucket)
+            store = await self._js.object_store(bucket)
         except (NotFoundError, nats.js.errors.BucketNotFoundError):
-            return await self._js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket))
+            with reserving(f"object store {bucket}", spec.max_bytes):
+                return await self._js.create_object_store(
+                    bucket, object_store_config(bucket, spec, self.replicas)
+                )
+        await check_bucket_stream(
+            self._js, f"OBJ_{bucket}", bucket_stream_config(spec, self.replicas, objects=True)
+        )
+        return store
 
     async def request(
         self,

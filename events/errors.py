@@ -37,3 +37,7 @@ class EmbeddedServerError(BusError):
 
 class PublishTimeout(BusError):
     """A publish was not acknowledged by JetStream within the allowed time."""
+
+
+class StoreTooSmall(BusError):
+    """JetStream cannot reserve the bytes a stream, bucket or object store is configured for."""

@@ -35,11 +35,9 @@ class VersionedKV:
         self._kv = kv
 
     @classmethod
-    async def open(
-        cls, bus: Bus, bucket: str, *, history: int = 1, ttl: float | None = None
-    ) -> VersionedKV:
-        """The bucket ``bucket`` (created on first use)."""
-        return cls(await bus.key_value(bucket, history=history, ttl=ttl))
+    async def open(cls, bus: Bus, bucket: str, *, ttl: float | None = None) -> VersionedKV:
+        """The bucket ``bucket`` (created on first use, with its limits)."""
+        return cls(await bus.key_value(bucket, ttl=ttl))
 
     async def get(self, key: str) -> VersionedValue | None:
         """The current value and revision of ``key``; ``None`` when absent or deleted."""

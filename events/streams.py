@@ -1,43 +1,122 @@
-"""The two streams' configurations and their idempotent creation.
+"""Where Frontdoor keeps things in JetStream: the two streams, the KV buckets and object stores,
+their limits and replicas, and their idempotent creation.
 
-A second start with the same configuration changes nothing; an existing stream or consumer with
-a conflicting configuration is reported (``StreamConfigConflict``), never silently overwritten.
+Every stream, bucket and object store has explicit limits (bytes, message size, age or TTL), so
+no part of Frontdoor can fill the server's store and stop every publish; what happens when one
+is reached is in docs/spine.md. Replicas: ``FRONTDOOR_NATS_REPLICAS`` when set, else 3 when the
+server belongs to a cluster of three or more nodes (pointing ``NATS_URL`` at a cluster is
+enough), else 1.
+
+A second start with the same configuration changes nothing; an existing stream, bucket or
+consumer with a different configuration (limits and replicas included) is reported
+(``StreamConfigConflict``), never silently overwritten: ``frontdoor doctor --apply`` updates what
+JetStream can change in place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServerError
 
 from events import subjects
-from events.errors import StreamConfigConflict
+from events.errors import StoreTooSmall, StreamConfigConflict
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+DAY = 24 * 3600.0
+#: Environment variable that fixes the number of replicas (1, 3 or 5).
+REPLICAS_ENV = "FRONTDOOR_NATS_REPLICAS"
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """Limits of a KV bucket or object store (``ttl``: seconds since an entry's last write)."""
+
+    max_bytes: int
+    ttl: float | None = None
+    history: int = 1
+    max_value_size: int = -1
+
+
+#: Every KV bucket, with its limits. JetStream reserves each stream's ``max_bytes`` in its store:
+#: with the streams' defaults, everything together reserves about 7.5 GiB (the deploy config's
+#: server allows 10 GB). (a caller may give a shorter TTL of its own setting).
+BUCKETS: dict[str, BucketSpec] = {
+    # dialogue state of one conversation: forgotten after 30 days of silence
+    subjects.CONVERSATIONS_BUCKET: BucketSpec(512 * MIB, ttl=30 * DAY, max_value_size=256 * KIB),
+    subjects.CURSORS_BUCKET: BucketSpec(16 * MIB),
+    subjects.SLACK_SEEN_BUCKET: BucketSpec(64 * MIB, ttl=DAY),
+    subjects.SLACK_THREADS_BUCKET: BucketSpec(64 * MIB, ttl=DAY),
+    subjects.HANDOFFS_BUCKET: BucketSpec(64 * MIB, ttl=90 * DAY, max_value_size=64 * KIB),
+    subjects.MODELS_POINTER_BUCKET: BucketSpec(16 * MIB, history=10),
+}
+#: Every object store, with its limits.
+OBJECT_STORES: dict[str, BucketSpec] = {
+    subjects.MODELS_BUCKET: BucketSpec(2 * GIB),
+    subjects.CHARTS_BUCKET: BucketSpec(256 * MIB, ttl=7 * DAY),
+}
 
 
 @dataclass(frozen=True)
 class BusLimits:
-    """Tunable limits of the streams and service consumers."""
+    """Tunable limits of the streams and service consumers.
 
-    event_max_age_seconds: float = 30 * 24 * 3600.0
-    event_max_bytes: int = -1
+    ``replicas``: ``None`` decides from the environment and the server (see the module's doc).
+    """
+
+    event_max_age_seconds: float = 30 * DAY
+    event_max_bytes: int = 4 * GIB
+    event_max_msg_size: int = 1 * MIB
+    intent_max_age_seconds: float = 7 * DAY
+    intent_max_bytes: int = 512 * MIB
     duplicate_window_seconds: float = subjects.DUPLICATE_WINDOW_SECONDS
     max_deliver: int = 4
     backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     ack_wait_seconds: float = 30.0
     max_ack_pending: int = 1000
+    replicas: int | None = None
+    buckets: dict[str, BucketSpec] = field(default_factory=lambda: dict(BUCKETS))
+    object_stores: dict[str, BucketSpec] = field(default_factory=lambda: dict(OBJECT_STORES))
 
 
-def stream_configs(limits: BusLimits) -> list[StreamConfig]:
-    """Configurations of ``FD_INTENTS`` (work queue) and ``FD_EVENTS`` (the ordered bus)."""
+def choose_replicas(configured: int | None, cluster_size: int) -> int:
+    """Replicas for ``cluster_size`` servers: ``configured`` (or ``$FRONTDOOR_NATS_REPLICAS``)
+    when given, else 3 on a cluster of 3+ nodes, else 1. Never more than the cluster has."""
+    wanted = configured
+    if wanted is None and os.environ.get(REPLICAS_ENV, "").strip():
+        try:
+            wanted = int(os.environ[REPLICAS_ENV])
+        except ValueError:
+            raise ValueError(f"{REPLICAS_ENV} must be 1, 3 or 5") from None
+    if wanted is None:
+        return 3 if cluster_size >= 3 else 1
+    if wanted not in (1, 3, 5):
+        raise ValueError(f"{REPLICAS_ENV} must be 1, 3 or 5, not {wanted}")
+    return wanted
+
+
+def stream_configs(limits: BusLimits, replicas: int = 1) -> list[StreamConfig]:
+    """Configurations of ``FD_INTENTS`` (work queue) and ``FD_EVENTS`` (the ordered bus).
+
+    Full ``FD_INTENTS`` refuses new intents (the user gets a clear error) rather than dropping
+    waiting ones; full ``FD_EVENTS`` drops its oldest events, so publishing never stops.
+    """
     return [
         StreamConfig(
             name=subjects.INTENT_STREAM,
@@ -45,9 +124,12 @@ def stream_configs(limits: BusLimits) -> list[StreamConfig]:
             subjects=[subjects.ALL_INTENTS],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
+            discard=DiscardPolicy.NEW,
             duplicate_window=limits.duplicate_window_seconds,
-            max_age=7 * 24 * 3600.0,
+            max_age=limits.intent_max_age_seconds,
+            max_bytes=limits.intent_max_bytes,
+            max_msg_size=limits.event_max_msg_size,
+            num_replicas=replicas,
         ),
         StreamConfig(
             name=subjects.EVENT_STREAM,
@@ -59,8 +141,42 @@ def stream_configs(limits: BusLimits) -> list[StreamConfig]:
             duplicate_window=limits.duplicate_window_seconds,
             max_age=limits.event_max_age_seconds,
             max_bytes=limits.event_max_bytes,
+            max_msg_size=limits.event_max_msg_size,
+            num_replicas=replicas,
         ),
     ]
+
+
+def bucket_config(
+    bucket: str, spec: BucketSpec, replicas: int, ttl: float | None = None
+) -> KeyValueConfig:
+    """The KV configuration of ``bucket`` (a caller's shorter ``ttl`` wins)."""
+    return KeyValueConfig(
+        bucket=bucket,
+        history=spec.history,
+        ttl=_shorter(spec.ttl, ttl),
+        max_bytes=spec.max_bytes,
+        max_value_size=spec.max_value_size,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
+def object_store_config(bucket: str, spec: BucketSpec, replicas: int) -> ObjectStoreConfig:
+    """The configuration of the object store ``bucket``."""
+    return ObjectStoreConfig(
+        bucket=bucket,
+        ttl=spec.ttl,
+        max_bytes=spec.max_bytes,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
+def _shorter(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a, b)
 
 
 def service_consumer_config(service: str, limits: BusLimits) -> ConsumerConfig:
@@ -84,7 +200,19 @@ def service_consumer_config(service: str, limits: BusLimits) -> ConsumerConfig:
     )
 
 
-_STREAM_FIELDS = ("subjects", "retention", "storage", "duplicate_window", "max_age")
+_STREAM_FIELDS = (
+    "subjects",
+    "retention",
+    "storage",
+    "discard",
+    "duplicate_window",
+    "max_age",
+    "max_bytes",
+    "max_msg_size",
+    "num_replicas",
+)
+#: What a KV bucket's or object store's underlying stream must match.
+_BUCKET_FIELDS = ("max_age", "max_bytes", "max_msg_size", "max_msgs_per_subject", "num_replicas")
 _CONSUMER_FIELDS = ("filter_subject", "ack_policy", "max_deliver", "backoff")
 
 
@@ -92,6 +220,8 @@ def _diff(have: object, want: object, fields: tuple[str, ...]) -> dict[str, tupl
     out: dict[str, tuple[object, object]] = {}
     for name in fields:
         a, b = getattr(have, name, None), getattr(want, name, None)
+        if name in _UNLIMITED_IS_DEFAULT:
+            a, b = _unlimited(a), _unlimited(b)
         if isinstance(a, float) or isinstance(b, float):
             if abs(float(a or 0) - float(b or 0)) > 1e-3:
                 out[name] = (a, b)
@@ -100,13 +230,49 @@ def _diff(have: object, want: object, fields: tuple[str, ...]) -> dict[str, tupl
     return out
 
 
+#: Fields where "not set" (None, 0, -1) all mean the server's default (unlimited / 1).
+_UNLIMITED_IS_DEFAULT = {
+    "max_bytes",
+    "max_msg_size",
+    "max_age",
+    "num_replicas",
+    "max_msgs_per_subject",
+}
+
+
+def _unlimited(value: object) -> object:
+    if value in (None, -1, 0, 0.0):
+        return None
+    return value
+
+
+#: JetStream's error code when a stream's ``max_bytes`` cannot be reserved in the store.
+_NO_STORAGE = 10047
+
+
+@contextlib.contextmanager
+def reserving(name: str, max_bytes: int | None) -> Iterator[None]:
+    """Turn JetStream's "insufficient storage" into a ``StoreTooSmall`` that says what to do."""
+    try:
+        yield
+    except ServerError as exc:
+        if getattr(exc, "err_code", None) != _NO_STORAGE:
+            raise
+        raise StoreTooSmall(
+            f"NATS cannot reserve {max_bytes} bytes for {name}: its JetStream store is too small "
+            "(raise max_file_store in the server's config, or free disk space; docs/spine.md "
+            "lists what each stream and bucket reserves)"
+        ) from exc
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> bool:
     """Create the stream if missing; return True if created. Raise on a conflicting config."""
     assert config.name is not None
     try:
         info = await js.stream_info(config.name)
     except NotFoundError:
-        await js.add_stream(config)
+        with reserving(f"stream {config.name}", config.max_bytes):
+            await js.add_stream(config)
         return True
     differences = _diff(info.config, config, _STREAM_FIELDS)
     if differences:
@@ -128,10 +294,43 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
     return False
 
 
-async def describe_streams(js: JetStreamContext, limits: BusLimits) -> dict[str, str]:
+def bucket_stream_config(
+    spec: BucketSpec, replicas: int, ttl: float | None = None, *, objects: bool = False
+) -> object:
+    """What the stream behind a KV bucket (``KV_<name>``) or an object store (``OBJ_<name>``)
+    must look like."""
+    return _Wanted(
+        max_age=_shorter(spec.ttl, ttl),
+        max_bytes=spec.max_bytes,
+        max_msg_size=None if objects else spec.max_value_size,
+        max_msgs_per_subject=None if objects else spec.history,
+        num_replicas=replicas,
+    )
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    max_age: float | None
+    max_bytes: int
+    max_msg_size: int | None
+    max_msgs_per_subject: int | None
+    num_replicas: int
+
+
+async def check_bucket_stream(js: JetStreamContext, stream: str, wanted: object) -> None:
+    """Raise ``StreamConfigConflict`` when the stream of a bucket differs from ``wanted``."""
+    info = await js.stream_info(stream)
+    differences = _diff(info.config, wanted, _BUCKET_FIELDS)
+    if differences:
+        raise StreamConfigConflict(f"bucket stream {stream}", differences)
+
+
+async def describe_streams(
+    js: JetStreamContext, limits: BusLimits, replicas: int = 1
+) -> dict[str, str]:
     """For ``frontdoor doctor``: each stream's state as one line (ok / missing / conflict)."""
     report: dict[str, str] = {}
-    for config in stream_configs(limits):
+    for config in stream_configs(limits, replicas):
         assert config.name is not None
         try:
             info = await js.stream_info(config.name)

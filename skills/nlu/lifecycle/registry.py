@@ -174,7 +174,7 @@ class NatsRegistry:
 
     async def _pointer(self) -> Any:
         try:
-            return await self.bus.key_value(self.pointer_bucket, history=10)
+            return await self.bus.key_value(self.pointer_bucket)
         except Exception as exc:
             raise NLUEngineUnavailable(
                 f"model pointer bucket {self.pointer_bucket!r} unavailable: {exc}"
