@@ -253,6 +253,27 @@ class Bus:
         seq, duplicate = await self._retry(once, f"publish {envelope.type}")
         return int(seq), bool(duplicate)
 
+    async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str]) -> int:
+        """Publish bytes to a stream subject (``headers`` must carry a ``Nats-Msg-Id``) and
+        wait for the ack, retried like ``publish``; return the sequence."""
+
+        async def once() -> int:
+            ack = await self._acks.publish(subject, data, headers, timeout=2.0)
+            return int(ack.seq)
+
+        return int(await self._retry(once, f"publish {subject}"))
+
+    async def subscribe_core(
+        self, subject: str, handler: Callable[[bytes], Awaitable[None]]
+    ) -> Any:
+        """A core NATS subscription (advisories); ``handler`` gets each message's data.
+        Returns the subscription (``await sub.unsubscribe()``)."""
+
+        async def on_msg(msg: Any) -> None:
+            await handler(bytes(msg.data))
+
+        return await self._nc.subscribe(subject, cb=on_msg)
+
     async def publish_async(self, envelope: Envelope) -> asyncio.Future[StoredAck]:
         """Send without waiting; the returned future resolves to the stream's ack (``.seq``,
         ``.duplicate``) or fails after ``publish_timeout``. For bulk work: no retry across a

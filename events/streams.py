@@ -55,7 +55,7 @@ class BucketSpec:
 
 
 #: Every KV bucket, with its limits. JetStream reserves each stream's ``max_bytes`` in its store:
-#: with the streams' defaults, everything together reserves about 7.5 GiB (the deploy config's
+#: with the streams' defaults, everything together reserves about 7.8 GiB (the deploy config's
 #: server allows 10 GB). (a caller may give a shorter TTL of its own setting).
 BUCKETS: dict[str, BucketSpec] = {
     # dialogue state of one conversation: forgotten after 30 days of silence
@@ -85,10 +85,16 @@ class BusLimits:
     event_max_msg_size: int = 1 * MIB
     intent_max_age_seconds: float = 7 * DAY
     intent_max_bytes: int = 512 * MIB
+    dead_max_age_seconds: float = 30 * DAY
+    dead_max_bytes: int = 256 * MIB
     duplicate_window_seconds: float = subjects.DUPLICATE_WINDOW_SECONDS
     max_deliver: int = 4
     backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
-    ack_wait_seconds: float = 30.0
+    #: an instance that dies mid-intent gives it back after this long (running handlers send
+    #: in-progress acks every third of it)
+    ack_wait_seconds: float = 10.0
+    #: the longest a handler may run before it counts as failed (retried, then given up on)
+    handler_timeout_seconds: float = 60.0
     max_ack_pending: int = 1000
     replicas: int | None = None
     buckets: dict[str, BucketSpec] = field(default_factory=lambda: dict(BUCKETS))
@@ -112,7 +118,8 @@ def choose_replicas(configured: int | None, cluster_size: int) -> int:
 
 
 def stream_configs(limits: BusLimits, replicas: int = 1) -> list[StreamConfig]:
-    """Configurations of ``FD_INTENTS`` (work queue) and ``FD_EVENTS`` (the ordered bus).
+    """Configurations of ``FD_INTENTS`` (work queue), ``FD_EVENTS`` (the ordered bus) and
+    ``FD_DEAD`` (dead letters).
 
     Full ``FD_INTENTS`` refuses new intents (the user gets a clear error) rather than dropping
     waiting ones; full ``FD_EVENTS`` drops its oldest events, so publishing never stops.
@@ -141,6 +148,19 @@ def stream_configs(limits: BusLimits, replicas: int = 1) -> list[StreamConfig]:
             duplicate_window=limits.duplicate_window_seconds,
             max_age=limits.event_max_age_seconds,
             max_bytes=limits.event_max_bytes,
+            max_msg_size=limits.event_max_msg_size,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name=subjects.DEAD_STREAM,
+            description="Frontdoor dead letters: intents given up on (frontdoor dead list)",
+            subjects=[subjects.ALL_DEAD],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            duplicate_window=limits.duplicate_window_seconds,
+            max_age=limits.dead_max_age_seconds,
+            max_bytes=limits.dead_max_bytes,
             max_msg_size=limits.event_max_msg_size,
             num_replicas=replicas,
         ),

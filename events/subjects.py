@@ -3,6 +3,7 @@
 Subjects:
 - ``fd.intent.<service>.<action>``                 -> stream ``FD_INTENTS`` (work queue)
 - ``fd.event.<channel>.<conversation>.<type...>``  -> stream ``FD_EVENTS`` (the ordered bus)
+- ``fd.dead.<service>.<action>``                   -> stream ``FD_DEAD`` (intents given up on)
 
 Putting the conversation before the (variable-depth) type lets one filter select a type for all
 conversations (``fd.event.*.*.reply``) or everything of one conversation
@@ -17,8 +18,10 @@ from typing import Final
 
 INTENT_STREAM: Final = "FD_INTENTS"
 EVENT_STREAM: Final = "FD_EVENTS"
+DEAD_STREAM: Final = "FD_DEAD"
 INTENT_PREFIX: Final = "fd.intent"
 EVENT_PREFIX: Final = "fd.event"
+DEAD_PREFIX: Final = "fd.dead"
 
 #: Dialogue state per conversation (any front-door replica can continue any conversation).
 CONVERSATIONS_BUCKET: Final = "fd_conversations"
@@ -112,6 +115,11 @@ def service_consumer(service: str) -> str:
     return f"svc_{_check_name('service', service)}"
 
 
+def dead_subject(service: str, action: str) -> str:
+    """Subject of a dead letter of ``service``/``action`` (the intent, given up on)."""
+    return f"{DEAD_PREFIX}.{service}.{action}"
+
+
 def event_subject(channel: str, conversation_id: str, envelope_type: str) -> str:
     """Subject of an event of ``envelope_type`` in a conversation."""
     return f"{EVENT_PREFIX}.{channel}.{encode_token(conversation_id)}.{envelope_type}"
@@ -128,3 +136,4 @@ def events_filter(
 
 ALL_EVENTS: Final = f"{EVENT_PREFIX}.>"
 ALL_INTENTS: Final = f"{INTENT_PREFIX}.>"
+ALL_DEAD: Final = f"{DEAD_PREFIX}.>"

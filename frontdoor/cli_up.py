@@ -80,21 +80,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check NATS, JetStream, the streams and which services answer; exit 1 on problems."""
         from frontdoor.doctor import run_doctor
-        from frontdoor.wiring import NATS_URL_FILE
 
-        settings = _settings(nats_url=nats_url, data_dir=data_dir)
         console = Console()
-        url = settings.nats()
-        url_file = settings.data_dir / NATS_URL_FILE
-        if url is None and url_file.is_file():
-            url = url_file.read_text().strip()
-            console.print(f"checking the embedded nats-server of `frontdoor up` ({url_file})")
-        if url is None:
-            console.print(
-                "[red]FAIL[/red] nats: NATS_URL is not set, --nats-url not given, and no "
-                f"`frontdoor up` runs with data dir {settings.data_dir} (no {url_file})."
-            )
-            raise typer.Exit(2)
+        url = attach_url(nats_url, data_dir)
         report = asyncio.run(run_doctor(url, shown_url=redact_url(url)))
         for check in report.checks:
             mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
@@ -103,3 +91,23 @@ def register(app: typer.Typer) -> None:
             console.print("[red]problems found[/red]")
             raise typer.Exit(1)
         console.print("[green]all good[/green]")
+
+
+def attach_url(nats_url: str | None, data_dir: Path | None) -> str:
+    """The NATS a command works on: ``--nats-url``/``NATS_URL``, else the embedded server of a
+    running ``frontdoor up`` (its data dir's URL file); exits 2 with the reason otherwise."""
+    from frontdoor.wiring import NATS_URL_FILE
+
+    settings = _settings(nats_url=nats_url, data_dir=data_dir)
+    url = settings.nats()
+    url_file = settings.data_dir / NATS_URL_FILE
+    if url is None and url_file.is_file():
+        url = url_file.read_text().strip()
+        Console(stderr=True).print(f"using the embedded nats-server of `frontdoor up` ({url_file})")
+    if url is None:
+        Console(stderr=True).print(
+            "[red]FAIL[/red] nats: NATS_URL is not set, --nats-url not given, and no "
+            f"`frontdoor up` runs with data dir {settings.data_dir} (no {url_file})."
+        )
+        raise typer.Exit(2)
+    return url

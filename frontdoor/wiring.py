@@ -28,6 +28,7 @@ from backend_services.runtime import ServiceRunner
 from bots.web.intents_api import intents_router
 from events.bus import Bus
 from events.claims import ClaimVerifier
+from events.dead import ExhaustedIntents
 from events.embedded import EmbeddedNats
 from events.errors import FrontdoorError
 from events.memory import freeze_long_lived
@@ -206,6 +207,9 @@ async def build_gateway(
     waiter = api.reply_waiter  # type: ignore[attr-defined]
     await waiter.start()
     stack.closers.append(waiter.stop)
+    exhausted = ExhaustedIntents(bus)  # intents nobody answered: tell the user, dead-letter
+    await exhausted.start()
+    stack.closers.append(exhausted.stop)
     dialogue = await _open_dialogue(bus, stack, train_if_missing=train_if_missing)
     app = create_gateway_app(bus, dialogue, issuer=issuer, settings=web_settings, routers=[api])
     _attach_slack(app)

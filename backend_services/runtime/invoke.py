@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,11 +23,6 @@ class Outcome:
 
     reply: Reply
     output: BaseModel | None = None
-
-
-def failure_reference(envelope: Envelope) -> str:
-    """A short id the user can quote; the same for every delivery of one intent."""
-    return uuid.uuid5(envelope.id, "failure").hex[:8]
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 Intent door: each intent is handled, answered with a ``reply`` on FD_EVENTS (same correlation
 and conversation, id derived from the intent id so a redelivery never answers twice) and then
-acknowledged. A handler that raises is retried with back-off within the consumer's bound; after
-the last delivery the user gets a failure reply with a short reference, never silence.
+acknowledged. A handler that raises, or runs longer than ``handler_timeout_seconds``, is retried
+with back-off within the consumer's bound; after the last delivery the intent is dead-lettered
+and the user gets a failure reply with a short reference, never silence (``events.dead``).
 
 Trust: before any handler runs, both doors verify the envelope's signed claim (``events.claims``)
 and replace the envelope's actor with the one the claim proves. A missing, forged, expired or
@@ -33,7 +34,7 @@ import structlog
 from pydantic import ValidationError
 
 from backend_services.runtime.context import Clock, ServiceContext, utc_now
-from backend_services.runtime.invoke import Outcome, failure_reference, invoke
+from backend_services.runtime.invoke import Outcome, invoke
 from backend_services.runtime.service import HandlerSpec, Service
 from events import subjects
 from events.bus import Bus, Delivery, Worker
@@ -44,6 +45,7 @@ from events.claims import (
     system_actor,
     unverified_conversation,
 )
+from events.dead import failure_reference, give_up, reply_id
 from events.envelope import SYSTEM_ACTOR, Conversation, Envelope
 from events.micro import (
     CLAIM_HEADER,
@@ -54,7 +56,6 @@ from events.micro import (
 )
 from events.payloads import (
     CLAIM_REJECTED,
-    IntentFailed,
     Reply,
     SecurityRefusal,
     ServiceState,
@@ -65,11 +66,6 @@ log = structlog.get_logger("frontdoor.runtime")
 _std_log = logging.getLogger("frontdoor.runtime")
 
 _STATUS_CODES = {"invalid": 400, "denied": 403, "error": 500}
-
-
-def reply_id(intent: Envelope) -> uuid.UUID:
-    """The id of the reply to ``intent`` (deterministic: redeliveries dedupe on the bus)."""
-    return uuid.uuid5(intent.id, "reply")
 
 
 class ServiceRunner:
@@ -195,7 +191,8 @@ class ServiceRunner:
             return
         keepalive = _KeepAlive(delivery, self.bus.limits.ack_wait_seconds / 3)
         try:
-            outcome = await invoke(spec, self.context, intent, verified_email=claims.email)
+            async with asyncio.timeout(self.bus.limits.handler_timeout_seconds):
+                outcome = await invoke(spec, self.context, intent, verified_email=claims.email)
         except Exception as exc:
             keepalive.cancel()
             await self._on_handler_failure(delivery, intent, action, exc)
@@ -273,33 +270,12 @@ class ServiceRunner:
             delay = backoff[min(delivery.num_delivered - 1, len(backoff) - 1)] if backoff else 1.0
             await delivery.nak(delay=delay)
             return
-        await self._answer(
+        await give_up(
+            self.bus,
             intent,
-            Reply(
-                text=(
-                    f"Sorry, something went wrong while handling that ({self.service.name} "
-                    f"{action.replace('_', ' ')}). Please try again later; if it keeps "
-                    f"happening, quote reference {reference}."
-                ),
-                status="error",
-                service=self.service.name,
-                action=action,
-                reference=reference,
-            ),
-        )
-        await self.bus.publish(
-            intent.follow(
-                "intent.failed",
-                IntentFailed(
-                    service=self.service.name,
-                    action=action,
-                    reference=reference,
-                    deliveries=delivery.num_delivered,
-                    error=type(exc).__name__,
-                ),
-                actor=SYSTEM_ACTOR,
-                id=uuid.uuid5(intent.id, "failed"),
-            )
+            reason="timeout" if isinstance(exc, TimeoutError) else "handler_failed",
+            deliveries=delivery.num_delivered,
+            error=type(exc).__name__,
         )
         await delivery.term()
 
