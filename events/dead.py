@@ -37,9 +37,7 @@ HEADER_REASON = "Fd-Dead-Reason"
 HEADER_DELIVERIES = "Fd-Deliveries"
 HEADER_ERROR = "Fd-Error"
 #: JetStream's advisory when a consumer stops redelivering a message.
-MAX_DELIVERIES_ADVISORY = (
-    f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{subjects.INTENT_STREAM}.*"
-)
+MAX_DELIVERIES_ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{subjects.INTENT_STREAM}.*"
 
 
 def reply_id(intent: Envelope) -> uuid.UUID:
@@ -68,9 +66,7 @@ def failure_reply(intent: Envelope, service: str, action: str) -> Reply:
     )
 
 
-async def give_up(
-    bus: Bus, intent: Envelope, *, reason: str, deliveries: int, error: str
-) -> None:
+async def give_up(bus: Bus, intent: Envelope, *, reason: str, deliveries: int, error: str) -> None:
     """Dead-letter ``intent``, record ``intent.failed`` and answer the user (all idempotent;
     the answer last, so whoever sees it finds the record)."""
     target = subjects.parse_intent_type(intent.type) or ("?", "?")
