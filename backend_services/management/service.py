@@ -16,9 +16,11 @@ from backend_services.management.core import STATE_KEY, ManagementState, service
 from backend_services.management.database import Database
 from backend_services.management.handlers_users import roles_changed_event
 from backend_services.management.lifecycle import SlaPolicy
+from backend_services.management.outbox import outbox_of
 from backend_services.management.settings import ManagementSettings
 from backend_services.management.sla import SLA_NAMESPACE, SlaChecker, system_event
 from backend_services.runtime import ServiceContext
+from backend_services.runtime.outbox import OutboxRelay
 
 __all__ = ["bootstrap_admins", "service"]
 
@@ -88,6 +90,9 @@ async def start(ctx: ServiceContext) -> None:
         clock=ctx.now,
     )
     ctx.state[STATE_KEY] = st
+    fetch, mark = outbox_of(db)
+    st.relay = OutboxRelay(ctx.bus, fetch, mark, clock=ctx.now)
+    await st.relay.start()
     await bootstrap_admins(st, ctx)
     st.checker = SlaChecker(db, ctx.bus, ctx.now, settings.management_sla_check_seconds)
     st.checker.start()
@@ -108,6 +113,8 @@ async def stop(ctx: ServiceContext) -> None:
     st = ctx.state.pop(STATE_KEY, None)
     if not isinstance(st, ManagementState):
         return
+    if st.relay:
+        await st.relay.stop()
     if st.checker:
         await st.checker.stop()
     if st.registry:
