@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bots.identity import SLACK_PREFIX
+from bots.router import DeliverLater
 from bots.tracking import ObservedReply
 from bots.turns import IncomingMessage
 from events.bus import Bus
@@ -44,6 +45,11 @@ from .threads import FollowedThreads
 log = logging.getLogger("frontdoor.slack")
 
 TurnHandler = Callable[[IncomingMessage], Awaitable[Any]]
+
+
+class DeliveryBusy(DeliverLater):
+    """Another replica holds the claim on this reply: the router tries again shortly."""
+
 
 #: Message subtypes that are not a person saying something new.
 _IGNORED_SUBTYPES = {
@@ -143,6 +149,17 @@ class SlackChannel:
         Transient failures raise (the router retries); permanent ones (no such channel, not a
         member, ...) are logged and dropped so one bad channel cannot block the others.
         """
+        claim = ("post", str(item.envelope.id))
+        state = await self.seen.begin(*claim)
+        if state == "done":
+            return  # another replica (or this one, before a restart) posted it
+        if state == "busy":
+            raise DeliveryBusy(f"reply seq {item.seq} is being posted by another replica")
+        if await self._post(item):
+            await self.seen.finish(*claim)
+
+    async def _post(self, item: ObservedReply) -> bool:
+        """Post the reply; True when done (posted, or dropped for good), raise to retry."""
         conv = item.envelope.conversation
         text, blocks = reply_text(item.reply), reply_blocks(item.reply)
         try:
@@ -154,11 +171,12 @@ class SlackChannel:
             if error in {"not_in_channel", "channel_not_found"} and await self._respond(
                 conv.id, text, blocks
             ):
-                return
+                return True
             if error in PERMANENT_ERRORS:
                 log.error("reply seq %s to Slack %s dropped: %s", item.seq, conv.id, error)
-                return
+                return True
             raise
+        return True
 
     async def _respond(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> bool:
         """Answer a slash command through its response URL (the bot is not in that channel)."""
