@@ -1,4 +1,5 @@
-"""The services' HTTP doors on the gateway: authenticated here, forwarded as signed requests.
+"""The services' HTTP doors on the gateway: authenticated here, forwarded as signed requests
+(and analysis's chart images, read from the object store).
 
 ``/services/<service>/<action>`` exists for every public action of every registered service,
 wherever the service runs (this process, a child of ``up --split``, another machine): the
@@ -67,3 +68,9 @@ def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None
         app.include_router(
             http_router(registry.load_service(name), call, resolve), prefix="/services"
         )
+    if "analysis" in registry.SERVICES:
+        # Chart images are read from the object store: no analysis instance needs to answer.
+        from backend_services.analysis.charts import ChartStore
+        from backend_services.analysis.service import charts_router
+
+        app.include_router(charts_router(ChartStore(gateway.bus)), prefix="/services")

@@ -219,12 +219,8 @@ async def build_gateway(
 
 
 def add_operational_routes(app: FastAPI, stack: Stack) -> None:
-    """Routes of the services of this process (e.g. analysis's chart PNGs under ``/services``),
-    ``/healthz`` and Prometheus ``/metrics``."""
+    """``/healthz`` and Prometheus ``/metrics``."""
     bus = stack.bus
-    for runner in stack.runners:
-        for make_router in getattr(runner.service, "extra_routers", ()):
-            app.include_router(make_router(runner), prefix="/services")
 
     async def healthz() -> JSONResponse:
         ok = bus.connected
