@@ -30,7 +30,7 @@ from events.bus import Bus
 from events.claims import ClaimVerifier
 from events.dead import ExhaustedIntents
 from events.embedded import EmbeddedNats
-from events.errors import FrontdoorError
+from events.errors import StartupRefused
 from events.memory import freeze_long_lived
 from frontdoor.keys import (
     PUBLIC_FILE,
@@ -52,7 +52,7 @@ NATS_URL_FILE = "nats-server.url"
 STOP_TIMEOUT = 15.0
 
 
-class ConfigurationError(FrontdoorError):
+class ConfigurationError(StartupRefused):
     """The command cannot run with this configuration (the message says what to set)."""
 
 
