@@ -48,6 +48,8 @@ log = structlog.get_logger("frontdoor.wiring")
 Closer = Callable[[], Awaitable[Any]]
 NATS_PID_FILE = "nats-server.pid"
 NATS_URL_FILE = "nats-server.url"
+#: While NATS is unreachable, a turn answers 503 (Retry-After) after this long, not 30 s later.
+UNAVAILABLE_AFTER = 3.0
 #: Bound of each shutdown step (a service still answering, a bus that cannot flush).
 STOP_TIMEOUT = 15.0
 
@@ -196,6 +198,7 @@ async def build_gateway(
     from frontdoor.doors import add_service_doors
 
     bus = stack.bus
+    bus.unavailable_after = UNAVAILABLE_AFTER
     issuer = _configured(lambda: claim_issuer(ClaimKeySettings(), keys_from))
     web_settings = WebSettings()
     api = intents_router(
