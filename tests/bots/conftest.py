@@ -53,15 +53,20 @@ class Outcome:
     intents: list[Envelope] = field(default_factory=list)
     parse: Any = None
     handoff: bool = False
+    already_done: bool = False
 
 
 class ScriptedDialogue:
-    """Fixed rules: 'ticket X' -> intent echo.ticket_create; 'slow N' -> echo.slow; etc."""
+    """Fixed rules: 'ticket X' -> intent echo.ticket_create; 'slow N' -> echo.slow; etc.
+
+    Like the real engine, a turn it answered before is not run again (``already_done``)."""
 
     def __init__(self) -> None:
         self.turns: list[SimpleTurn] = []
 
     async def handle(self, turn: SimpleTurn) -> Outcome:
+        if any(t.id == turn.id for t in self.turns):
+            return Outcome(already_done=True)
         self.turns.append(turn)
         text = turn.text
         if text.startswith("ticket "):
