@@ -17,8 +17,7 @@ from fastapi import FastAPI, HTTPException, Request
 from backend_services import registry
 from backend_services.runtime import DoorCaller, RemoteCall, http_router
 from bots.web.app import Gateway
-from bots.web.auth import authenticate
-from bots.web.limits import RateLimited
+from bots.web.guard import authenticated
 from events.errors import BusUnavailable
 from events.micro import ServiceClient
 from events.payloads import Reply
@@ -53,13 +52,7 @@ def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None
     """Mount ``/services/<service>/<action>`` for every registered service's public actions."""
 
     async def resolve(request: Request) -> DoorCaller:
-        principal = await authenticate(gateway, request)
-        try:
-            gateway.limiter.hit(f"door:{principal.limit_key}")
-        except RateLimited as exc:
-            raise HTTPException(
-                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from None
+        principal = await authenticated(gateway, request)
         return DoorCaller(actor=principal.actor, email=principal.email)
 
     call = signed_call(gateway.services, timeout=timeout)

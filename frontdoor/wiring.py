@@ -310,7 +310,11 @@ async def serve_http(
     sock: socket.socket,
 ) -> None:
     """Serve ``app`` on the bound ``sock`` until ``stop`` is set; call ``on_ready(base_url)``."""
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    from bots.web.app import uvicorn_limits
+
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", **uvicorn_limits(app)
+    )
     server = _Server(config)
     port = sock.getsockname()[1]
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
@@ -31,8 +31,10 @@ from bots.roles import RoleResolver
 from bots.router import ReplyRouter
 from bots.turns import Dialogue, TurnPipeline
 from bots.web.auth import unauthorized
+from bots.web.guard import EdgeGuard, rate_limited_response
 from bots.web.health import HealthCheck, gather_health
-from bots.web.limits import BodySizeLimit, RateLimiter, SecurityHeaders
+from bots.web.limits import BodySizeLimit, SecurityHeaders
+from bots.web.ratelimit import RateLimited
 from bots.web.rest import RestChannel, rest_router
 from bots.web.sessions import InvalidSession, Session, SessionSigner
 from bots.web.settings import WebSettings
@@ -79,12 +81,15 @@ class Gateway:
             turn_factory=turn_factory,
         )
         self.router = ReplyRouter(bus)
-        self.rest = RestChannel(settings.rest_pending_max)
+        self.rest = RestChannel(
+            settings.rest_pending_max, pending_ttl=settings.rest_pending_ttl_seconds
+        )
         self.router.register("rest", self.rest)
         self.signer = SessionSigner(
             settings.session_secret.get_secret_value(), settings.session_max_age_seconds
         )
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_seconds)
+        #: rate limits by client address and by caller (``bots.web.guard``)
+        self.guard = EdgeGuard(settings)
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
         #: the services' health, by name, shown by ``/healthz`` (set by whoever runs them)
@@ -143,11 +148,16 @@ def _api_router() -> APIRouter:
     )
     async def session(request: Request, body: SessionRequest | None = None) -> SessionOut:
         gateway: Gateway = request.app.state.gateway
+        address = await gateway.guard.admit(request.scope)
         old: Session | None = None
         if body is not None and body.token:
             with contextlib.suppress(InvalidSession):
                 old = gateway.signer.verify(body.token)
-        user = _site_user(gateway, body.user_token if body is not None else None)
+        try:
+            user = _site_user(gateway, body.user_token if body is not None else None)
+        except HTTPException:
+            await gateway.guard.failed(address)
+            raise
         if user is None and old is not None and old.user is not None:
             # A user's session is renewed only with a fresh user token from the site.
             old = None
@@ -155,6 +165,8 @@ def _api_router() -> APIRouter:
         if old is not None and old.user is not None and user is not None:
             if old.user.subject != user.subject:
                 sender = None  # another person: another conversation
+        if sender is None:
+            await gateway.guard.new_session(address)  # a new conversation: guests mint them
         token, issued = gateway.signer.issue(sender, user)
         return SessionOut(
             token=token,
@@ -232,6 +244,17 @@ def _static_router(static_dir: Path) -> APIRouter:
     return router
 
 
+def uvicorn_limits(app: FastAPI) -> dict[str, Any]:
+    """uvicorn settings the gateway ``app`` relies on: its WebSocket frames are limited like
+    its bodies, and uvicorn believes no ``X-Forwarded-For`` (the gateway reads it itself, from
+    ``FRONTDOOR_TRUSTED_PROXIES`` only)."""
+    settings: WebSettings | None = getattr(getattr(app.state, "gateway", None), "settings", None)
+    limits: dict[str, Any] = {"proxy_headers": False}
+    if settings is not None:
+        limits["ws_max_size"] = settings.max_body_bytes
+    return limits
+
+
 def create_gateway_app(
     bus: Bus,
     dialogue: Dialogue,
@@ -276,6 +299,10 @@ def create_gateway_app(
             status_code=503,
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
+        return rate_limited_response(exc)
 
     app.include_router(_api_router())
     app.include_router(rest_router())

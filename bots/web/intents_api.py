@@ -31,8 +31,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bots.identity import Principal
-from bots.web.auth import authenticate, bearer_token
-from bots.web.limits import RateLimited
+from bots.web.auth import bearer_token
+from bots.web.guard import authenticated
 from events import subjects
 from events.bus import Bus
 from events.claims import GUEST_ROLE
@@ -56,11 +56,14 @@ ANONYMOUS = Principal(
 
 
 async def api_principal(request: Request, *, allow_anonymous: bool) -> Principal:
-    """The caller of an API request: a credential's principal, or (opt-in) the anonymous one."""
+    """The caller of an API request: a credential's principal, or (opt-in) the anonymous one
+    (counted per client address); its address and its call are counted (``bots.web.guard``)."""
     gateway: Gateway = request.app.state.gateway
     if bearer_token(request) is None and allow_anonymous:
+        address = await gateway.guard.admit(request.scope)
+        await gateway.guard.caller_hit(ANONYMOUS, address)
         return ANONYMOUS
-    return await authenticate(gateway, request)
+    return await authenticated(gateway, request)
 
 
 class ReplyWaiter:
@@ -151,10 +154,6 @@ def intents_router(
         """Publish ``intent.<service>.<action>`` with the JSON body as payload; return the reply."""
         principal = await api_principal(request, allow_anonymous=allow_anonymous)
         gateway: Gateway = request.app.state.gateway
-        try:
-            gateway.limiter.hit(f"api:{principal.limit_key}")
-        except RateLimited as exc:
-            return _error(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
         if not _NAME.match(service):
             return _error(404, f"Unknown service '{service[:64]}'.")
         if service not in known_actions:

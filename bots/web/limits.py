@@ -1,10 +1,6 @@
-"""Edge limits: message length, per-sender rate, request body size; security headers."""
+"""Edge limits: message length, request body size; security headers (rates: ``ratelimit``)."""
 
 from __future__ import annotations
-
-import math
-import time
-from collections import deque
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
@@ -17,51 +13,10 @@ class MessageTooLong(FrontdoorError):
     """A message exceeds the length limit."""
 
 
-class RateLimited(FrontdoorError):
-    """A sender sent too many messages; ``retry_after`` says when to try again."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 def check_length(text: str, limit: int) -> None:
     """Raise ``MessageTooLong`` with the reason when ``text`` is longer than ``limit``."""
     if len(text) > limit:
         raise MessageTooLong(f"message is {len(text)} characters; the limit is {limit}")
-
-
-class RateLimiter:
-    """A sliding-window limit of ``limit`` events per ``window`` seconds per key."""
-
-    def __init__(self, limit: int, window: float, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self._max_keys = max_keys
-        self._hits: dict[str, deque[float]] = {}
-
-    def hit(self, key: str, now: float | None = None) -> None:
-        """Count one event for ``key``; raise ``RateLimited`` when over the limit."""
-        now = time.monotonic() if now is None else now
-        hits = self._hits.get(key)
-        if hits is None:
-            if len(self._hits) >= self._max_keys:
-                self._evict(now)
-            hits = self._hits[key] = deque()
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            retry = max(1, math.ceil(hits[0] + self.window - now))
-            raise RateLimited(
-                f"too many messages: at most {self.limit} per {self.window:g} s; "
-                f"try again in {retry} s",
-                retry,
-            )
-        hits.append(now)
-
-    def _evict(self, now: float) -> None:
-        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
-            del self._hits[key]
 
 
 class BodySizeLimit:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from cachetools import TTLCache
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,8 +30,8 @@ from bots.identity import Principal
 from bots.personas import UnknownBot
 from bots.tracking import ObservedReply, TurnTracker
 from bots.turns import IncomingMessage, TurnPipeline
-from bots.web.auth import authenticate
-from bots.web.limits import MessageTooLong, RateLimited, check_length
+from bots.web.guard import authenticated
+from bots.web.limits import MessageTooLong, check_length
 from events.envelope import Actor, Envelope
 from events.payloads import Reply
 
@@ -102,12 +103,21 @@ def rest_json(sender: str, replies: list[Reply], headers: dict[str, str] | None 
 class RestChannel:
     """The ``rest`` channel adapter: feeds waiting turns, keeps late replies per sender."""
 
-    def __init__(self, pending_max: int = 200, max_senders: int = 50_000) -> None:
+    def __init__(
+        self,
+        pending_max: int = 200,
+        max_senders: int = 50_000,
+        *,
+        pending_ttl: float = 24 * 3600.0,
+        returned_ttl: float = 3600.0,
+    ) -> None:
         self.tracker = TurnTracker()
         self._pending_max = pending_max
-        self._max_senders = max_senders
-        self._pending: OrderedDict[str, deque[ObservedReply]] = OrderedDict()
-        self._returned: OrderedDict[uuid.UUID, None] = OrderedDict()
+        # Bounded and expiring: late replies nobody fetches go after ``pending_ttl`` (or, when
+        # ``max_senders`` conversations hold some, the least recently used conversation's).
+        self._pending: TTLCache[str, deque[ObservedReply]] = TTLCache(max_senders, pending_ttl)
+        #: replies handed to the caller directly, skipped when the router brings them
+        self._returned: TTLCache[uuid.UUID, None] = TTLCache(10_000, returned_ttl)
 
     async def deliver(self, item: ObservedReply) -> None:
         """Router callback: a reply of a ``rest`` conversation, in bus order."""
@@ -119,8 +129,6 @@ class RestChannel:
         sender = item.envelope.conversation.id
         queue = self._pending.get(sender)
         if queue is None:
-            if len(self._pending) >= self._max_senders:
-                self._pending.popitem(last=False)
             queue = self._pending[sender] = deque(maxlen=self._pending_max)
         queue.append(item)
 
@@ -132,8 +140,6 @@ class RestChannel:
     def mark_returned(self, envelope_id: uuid.UUID) -> None:
         """A reply already handed to the caller directly: skip it when the router brings it."""
         self._returned[envelope_id] = None
-        if len(self._returned) > 10_000:
-            self._returned.popitem(last=False)
 
     async def run_turn(
         self, pipeline: TurnPipeline, msg: IncomingMessage, timeout: float
@@ -186,6 +192,17 @@ def conversation_of(principal: Principal, sender: str | None) -> str:
     return f"{principal.scope}/{sender or 'default'}"
 
 
+async def _message_caller(request: Request) -> Principal:
+    """The webhook's caller: address admitted, credential checked, one message counted."""
+    return await authenticated(request.app.state.gateway, request)
+
+
+async def _polling_caller(request: Request) -> Principal:
+    """The poller of late replies: as ``_message_caller``, counted as a poll."""
+    gateway: Gateway = request.app.state.gateway
+    return await authenticated(gateway, request, gateway.guard.polls)
+
+
 def rest_router() -> APIRouter:
     """Routes of the REST channel (the gateway is ``request.app.state.gateway``)."""
     router = APIRouter(tags=["rest channel"])
@@ -199,10 +216,10 @@ def rest_router() -> APIRouter:
     async def webhook(
         body: RestMessage,
         request: Request,
+        principal: Principal = Depends(_message_caller),
         idempotency_key: str | None = Header(default=None, max_length=128),
     ) -> Response:
         gateway: Gateway = request.app.state.gateway
-        principal = await authenticate(gateway, request)
         conversation = conversation_of(principal, body.sender)
         recipient = body.sender or conversation
         metadata = dict(body.metadata or {})
@@ -218,12 +235,6 @@ def rest_router() -> APIRouter:
             bot = gateway.bots.get(bot_name if isinstance(bot_name, str) else None)
         except UnknownBot as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        try:
-            gateway.limiter.hit(f"rest:{principal.limit_key}")
-        except RateLimited as exc:
-            raise HTTPException(
-                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from exc
         message_id = metadata.get("message_id") or idempotency_key
         name = metadata.get("name")
         msg = IncomingMessage(
@@ -253,10 +264,11 @@ def rest_router() -> APIRouter:
         summary="Late replies of one of the caller's conversations (each returned once)",
     )
     async def pending(
-        request: Request, sender: str | None = Query(default=None, pattern=SENDER_PATTERN)
+        request: Request,
+        principal: Principal = Depends(_polling_caller),
+        sender: str | None = Query(default=None, pattern=SENDER_PATTERN),
     ) -> list[RestReply]:
         gateway: Gateway = request.app.state.gateway
-        principal = await authenticate(gateway, request)
         conversation = conversation_of(principal, sender)
         recipient = sender or conversation
         return [to_rest(recipient, item.reply) for item in gateway.rest.take_pending(conversation)]

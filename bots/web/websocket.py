@@ -25,7 +25,8 @@ from bots.personas import UnknownBot
 from bots.tasks import cancel_and_wait
 from bots.tracking import ObservedReply, TrackedTurn, TurnTracker
 from bots.turns import IncomingMessage
-from bots.web.limits import MessageTooLong, RateLimited, check_length
+from bots.web.limits import MessageTooLong, check_length
+from bots.web.ratelimit import RateLimited
 from bots.web.sessions import InvalidSession, Session
 from events.envelope import Envelope
 from events.payloads import Reply
@@ -38,6 +39,8 @@ log = logging.getLogger("frontdoor.web.ws")
 
 WORKING_TEXT = "Still working on it — I'll follow up here."
 CLOSE_UNAUTHORIZED = 4401
+#: Close code of a socket refused by a limit (rate, connections); the reason says which.
+CLOSE_TOO_MANY = 4429
 #: Seconds a new socket has to send its ``auth`` frame.
 AUTH_TIMEOUT = 10.0
 
@@ -73,9 +76,13 @@ def reply_frame(item: ObservedReply) -> dict[str, Any]:
 class WebConnection:
     """One open WebSocket of one web conversation."""
 
-    def __init__(self, gateway: Gateway, websocket: WebSocket, session: Session) -> None:
+    def __init__(
+        self, gateway: Gateway, websocket: WebSocket, session: Session, address: str
+    ) -> None:
         self.gateway = gateway
         self.ws = websocket
+        #: the client address's rate-limit key
+        self.address = address
         self.session = session
         self.principal = session.principal
         self.sender = session.sender
@@ -192,8 +199,10 @@ class WebConnection:
         except UnknownBot as exc:
             await self._error("invalid", str(exc), frame.client_id)
             return
+        guard = self.gateway.guard
         try:
-            self.gateway.limiter.hit(f"web:{self.principal.limit_key}")
+            await guard.limits.hit(guard.address, self.address)
+            await guard.caller_hit(self.principal, self.address)
         except RateLimited as exc:
             await self._error(
                 "rate_limited", str(exc), frame.client_id, retry_after=exc.retry_after
@@ -301,6 +310,13 @@ async def _authenticate(gateway: Gateway, websocket: WebSocket) -> Session:
     return gateway.signer.verify(token)
 
 
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close with ``code`` and ``reason`` (cut to the 123 bytes a close frame can carry)."""
+    data = reason.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
+    with contextlib.suppress(Exception):
+        await websocket.close(code=code, reason=data)
+
+
 def websocket_router() -> APIRouter:
     """The ``/ws`` route (the gateway is ``websocket.app.state.gateway``)."""
     router = APIRouter()
@@ -313,12 +329,17 @@ def websocket_router() -> APIRouter:
         gateway: Gateway = websocket.app.state.gateway
         await websocket.accept()
         try:
+            address = await gateway.guard.admit(websocket.scope)
+        except RateLimited as exc:
+            await _close(websocket, CLOSE_TOO_MANY, exc.short)
+            return
+        try:
             session = await _authenticate(gateway, websocket)
         except InvalidSession as exc:
-            with contextlib.suppress(Exception):
-                await websocket.close(code=CLOSE_UNAUTHORIZED, reason=str(exc))
+            await gateway.guard.failed(address)
+            await _close(websocket, CLOSE_UNAUTHORIZED, str(exc))
             return
-        connection = WebConnection(gateway, websocket, session)
+        connection = WebConnection(gateway, websocket, session, address)
         try:
             await connection.run(since)
         except WebSocketDisconnect:
