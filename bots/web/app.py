@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bots.handoff import HandoffRegistry
 from bots.identity import SiteUser, Unauthenticated
@@ -31,13 +32,15 @@ from bots.roles import RoleResolver
 from bots.router import ReplyRouter
 from bots.turns import Dialogue, TurnPipeline
 from bots.web.auth import unauthorized
-from bots.web.guard import EdgeGuard, rate_limited_response
+from bots.web.errors import CatchAll, ErrorReporter, validation_response
+from bots.web.guard import EdgeGuard, SocketCounter, rate_limited_response
 from bots.web.health import HealthCheck, gather_health
 from bots.web.limits import BodySizeLimit, SecurityHeaders
 from bots.web.ratelimit import RateLimited
 from bots.web.rest import RestChannel, rest_router
 from bots.web.sessions import InvalidSession, Session, SessionSigner
 from bots.web.settings import WebSettings
+from bots.web.text import EdgeText
 from bots.web.websocket import websocket_router
 from events.bus import Bus
 from events.claims import ClaimIssuer
@@ -90,6 +93,12 @@ class Gateway:
         )
         #: rate limits by client address and by caller (``bots.web.guard``)
         self.guard = EdgeGuard(settings)
+        #: unexpected errors, logged once and compactly (``bots.web.errors``)
+        self.errors = ErrorReporter()
+        #: open WebSockets: in all and per client address (``FRONTDOOR_WS_MAX_CONNECTIONS*``)
+        self.sockets = SocketCounter(
+            settings.ws_max_connections, settings.ws_max_connections_per_address
+        )
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
         #: the services' health, by name, shown by ``/healthz`` (set by whoever runs them)
@@ -119,8 +128,10 @@ class Gateway:
 class SessionRequest(BaseModel):
     """``POST /api/session`` body: optionally the token to renew, and the site's user token."""
 
-    token: str | None = Field(default=None, max_length=2048, description="A session to renew")
-    user_token: str | None = Field(
+    model_config = ConfigDict(extra="ignore")
+
+    token: EdgeText | None = Field(default=None, max_length=2048, description="A session to renew")
+    user_token: EdgeText | None = Field(
         default=None,
         max_length=8192,
         description="A user token signed by the embedding site (identity verification)",
@@ -300,6 +311,8 @@ def create_gateway_app(
             headers={"Retry-After": "5"},
         )
 
+    app.add_exception_handler(RequestValidationError, validation_response)
+
     @app.exception_handler(RateLimited)
     async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
         return rate_limited_response(exc)
@@ -310,7 +323,9 @@ def create_gateway_app(
     for router in routers:
         app.include_router(router)
     app.include_router(_static_router(static_dir or STATIC_DIR))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
     if origins := settings.cors_origin_list():
         # The widget on another site calls /api/session, /api/bots and the REST webhook and
@@ -323,4 +338,5 @@ def create_gateway_app(
             allow_headers=["Content-Type", "Authorization"],
             max_age=600,
         )
+    app.add_middleware(CatchAll, reporter=gateway.errors)  # outermost: nothing escapes it
     return app

@@ -18,6 +18,7 @@ A refusal is ``RateLimited``; ``rate_limited_response`` is the one 429 answer of
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
@@ -29,6 +30,7 @@ from bots.web.auth import authenticate
 from bots.web.clientaddr import client_key
 from bots.web.ratelimit import Rate, RateLimited, RateLimits
 from bots.web.settings import WebSettings
+from events.errors import FrontdoorError
 
 if TYPE_CHECKING:
     from bots.web.app import Gateway
@@ -90,6 +92,44 @@ class EdgeGuard:
     async def new_session(self, address: str) -> None:
         """Count a new session of ``address``."""
         await self.limits.hit(self.sessions, address)
+
+
+class TooManySockets(FrontdoorError):
+    """No room for another WebSocket (in all, or from this address); the message says which."""
+
+
+class SocketCounter:
+    """Open WebSockets, in all and per client address (entries go when they reach zero)."""
+
+    def __init__(self, max_total: int, max_per_address: int) -> None:
+        self.max_total = max_total
+        self.max_per_address = max_per_address
+        self.total = 0
+        self._by_address: Counter[str] = Counter()
+
+    def open(self, address: str) -> None:
+        """Count a new socket of ``address``; ``TooManySockets`` when there is no room."""
+        if self.total >= self.max_total:
+            raise TooManySockets(
+                f"too many connections to this server ({self.max_total}); retry later"
+            )
+        if self._by_address[address] >= self.max_per_address:
+            raise TooManySockets(
+                f"too many connections from this address (at most {self.max_per_address})"
+            )
+        self.total += 1
+        self._by_address[address] += 1
+
+    def close(self, address: str) -> None:
+        """A socket of ``address`` went away."""
+        self.total -= 1
+        self._by_address[address] -= 1
+        if self._by_address[address] <= 0:
+            del self._by_address[address]
+
+    def of(self, address: str) -> int:
+        """Open sockets of ``address``."""
+        return self._by_address.get(address, 0)
 
 
 async def authenticated(gateway: Gateway, request: Request, rate: Rate | None = None) -> Principal:

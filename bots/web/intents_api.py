@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import uuid
@@ -33,6 +32,8 @@ from fastapi.responses import JSONResponse
 from bots.identity import Principal
 from bots.web.auth import bearer_token
 from bots.web.guard import authenticated
+from bots.web.jsonbody import JsonTooDeep, parse_json
+from bots.web.text import BadText, clean_json, printable
 from events import subjects
 from events.bus import Bus
 from events.claims import GUEST_ROLE
@@ -163,11 +164,17 @@ def intents_router(
             return _error(404, f"The {service} service has no action '{action[:64]}'.")
         raw = await request.body()
         try:
-            body = json.loads(raw) if raw.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(422, f"The body is not valid JSON: {exc}.")
+            body = parse_json(raw, gateway.settings.max_json_depth) if raw.strip() else {}
+        except JsonTooDeep as exc:
+            return _error(422, f"The body is not accepted: {exc}.")
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            return _error(422, f"The body is not valid JSON: {printable(exc)}.")
         if not isinstance(body, dict):
             return _error(422, "The body must be a JSON object (the action's input).")
+        try:
+            body = clean_json(body)
+        except BadText as exc:
+            return _error(422, f"The body is not accepted: {exc}.")
         conversation = Conversation(channel="api", id=uuid.uuid4().hex)
         intent = Envelope.new(
             subjects.intent_type(service, action),

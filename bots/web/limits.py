@@ -6,6 +6,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bots.web.jsonbody import DEFAULT_MAX_DEPTH, JsonTooDeep, parse_json
 from events.errors import FrontdoorError
 
 
@@ -20,16 +21,23 @@ def check_length(text: str, limit: int) -> None:
 
 
 class BodySizeLimit:
-    """ASGI middleware: answer 413 when an HTTP request body is larger than ``max_bytes``."""
+    """ASGI middleware: answer 413 when an HTTP request body is larger than ``max_bytes``, and
+    422 when a JSON body nests deeper than ``max_depth`` (before any route parses it).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A JSON body is one sent as ``application/json`` (or ``+json``) or with no content type
+    (FastAPI parses those as JSON too); others (forms) pass as they are.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        content_type: bytes | None = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -39,7 +47,9 @@ class BodySizeLimit:
                 if too_big:
                     await self._reject(scope, receive, send)
                     return
-        # No (trusted) length: read the body up to the limit first, then replay it.
+            elif name == b"content-type":
+                content_type = value
+        # Read the body up to the limit first (a length header may lie), then replay it.
         body = bytearray()
         while True:
             message = await receive()
@@ -51,6 +61,14 @@ class BodySizeLimit:
                 return
             if not message.get("more_body", False):
                 break
+        if body and _is_json(content_type):
+            try:
+                parse_json(bytes(body), self.max_depth)
+            except JsonTooDeep as exc:
+                await JSONResponse({"detail": str(exc)}, status_code=422)(scope, receive, send)
+                return
+            except ValueError:
+                pass  # not JSON: the route says so in its own words
         replayed = False
 
         async def replay() -> Message:
@@ -67,6 +85,15 @@ class BodySizeLimit:
             {"detail": f"request body exceeds {self.max_bytes} bytes"}, status_code=413
         )
         await response(scope, receive, send)
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
 
 
 def csp(frame_ancestors: str) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cachetools import TTLCache
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bots.identity import Principal
 from bots.personas import UnknownBot
@@ -32,6 +32,7 @@ from bots.tracking import ObservedReply, TurnTracker
 from bots.turns import IncomingMessage, TurnPipeline
 from bots.web.guard import authenticated
 from bots.web.limits import MessageTooLong, check_length
+from bots.web.text import EdgeText
 from events.envelope import Actor, Envelope
 from events.payloads import Reply
 
@@ -40,6 +41,34 @@ if TYPE_CHECKING:
 
 SENDER_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 WORKING_TEXT = "Still working on it — I'll follow up."
+
+
+class RestMetadata(BaseModel):
+    """The metadata the REST channel takes (other keys are ignored, never stored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    bot: EdgeText | None = Field(default=None, max_length=64, description="Which bot answers")
+    message_id: EdgeText | int | None = Field(
+        default=None,
+        description="Your id of this message (1-128 characters): a retry with the same id is "
+        "processed once",
+    )
+    name: EdgeText | None = Field(
+        default=None,
+        max_length=256,
+        description="A display name, used only when the credential carries none",
+    )
+
+    @field_validator("message_id")
+    @classmethod
+    def _message_id(cls, value: str | int | None) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if not 1 <= len(text) <= 128:
+            raise ValueError("message_id must have 1 to 128 characters")
+        return text
 
 
 class RestMessage(BaseModel):
@@ -52,8 +81,8 @@ class RestMessage(BaseModel):
         pattern=SENDER_PATTERN,
         description="Which of the caller's conversations (a session's own, when left out)",
     )
-    message: str = Field(description="What the user said")
-    metadata: dict[str, Any] | None = Field(
+    message: EdgeText = Field(description="What the user said")
+    metadata: RestMetadata | None = Field(
         default=None, description="`bot` picks the bot; `message_id` makes retries safe"
     )
 
@@ -217,12 +246,12 @@ def rest_router() -> APIRouter:
         body: RestMessage,
         request: Request,
         principal: Principal = Depends(_message_caller),
-        idempotency_key: str | None = Header(default=None, max_length=128),
+        idempotency_key: EdgeText | None = Header(default=None, min_length=1, max_length=128),
     ) -> Response:
         gateway: Gateway = request.app.state.gateway
         conversation = conversation_of(principal, body.sender)
         recipient = body.sender or conversation
-        metadata = dict(body.metadata or {})
+        metadata = body.metadata or RestMetadata()
         text = body.message.strip()
         if not text:
             raise HTTPException(status_code=422, detail="message is empty")
@@ -230,23 +259,20 @@ def rest_router() -> APIRouter:
             check_length(text, gateway.settings.max_message_chars)
         except MessageTooLong as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        bot_name = metadata.get("bot")
         try:
-            bot = gateway.bots.get(bot_name if isinstance(bot_name, str) else None)
+            bot = gateway.bots.get(metadata.bot)
         except UnknownBot as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        message_id = metadata.get("message_id") or idempotency_key
-        name = metadata.get("name")
+        message_id = metadata.message_id or idempotency_key
         msg = IncomingMessage(
             channel="rest",
             conversation_id=conversation,
             text=text,
             user_id=principal.actor.id,
             bot=bot.name,
-            message_id=str(message_id)[:128] if message_id else uuid.uuid4().hex,
+            message_id=str(message_id) if message_id else uuid.uuid4().hex,
             # a verified name wins over the one the caller sends
-            user_name=principal.actor.name or (name if isinstance(name, str) else None),
-            metadata={k: v for k, v in metadata.items() if k not in ("bot", "message_id", "name")},
+            user_name=principal.actor.name or metadata.name or None,
             user_email=principal.email,
         )
         replies, duplicate = await gateway.rest.run_turn(
