@@ -214,13 +214,28 @@ async def build_gateway(
     app = create_gateway_app(bus, dialogue, issuer=issuer, settings=web_settings, routers=[api])
     _attach_slack(app)
     add_service_doors(app, app.state.gateway, timeout=settings.intent_timeout)
-    add_operational_routes(app, stack)
+    token = web_settings.metrics_token
+    add_operational_routes(app, stack, metrics_token=token.get_secret_value() if token else None)
+    _never_log(web_settings, app)
     return app
 
 
-def add_operational_routes(app: FastAPI, stack: Stack) -> None:
+def _never_log(web: Any, app: FastAPI) -> None:
+    """Register the gateway's configured secrets with the log redaction (``frontdoor.logs``)."""
+    from frontdoor.logs import add_secret
+
+    for secret in (web.session_secret, web.site_token_secret, web.metrics_token):
+        add_secret(secret.get_secret_value() if secret is not None else None)
+    slack = getattr(app.state, "slack", None)
+    if slack is not None:
+        for value in (slack.config.signing_secret, slack.config.bot_token, slack.config.app_token):
+            add_secret(value.get_secret_value() if value is not None else None)
+
+
+def add_operational_routes(app: FastAPI, stack: Stack, *, metrics_token: str | None = None) -> None:
     """Routes of the services of this process (e.g. analysis's chart PNGs under ``/services``),
-    ``/healthz`` and Prometheus ``/metrics``."""
+    ``/healthz`` and Prometheus ``/metrics`` (with ``metrics_token``: only for
+    ``Authorization: Bearer <metrics_token>``)."""
     bus = stack.bus
     for runner in stack.runners:
         for make_router in getattr(runner.service, "extra_routers", ()):
@@ -239,7 +254,10 @@ def add_operational_routes(app: FastAPI, stack: Stack) -> None:
     if not any(getattr(route, "path", None) == "/healthz" for route in app.routes):
         app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     if not any(getattr(route, "path", None) == "/metrics" for route in app.routes):
-        app.mount("/metrics", make_asgi_app())
+        from bots.web.docs import BearerProtected
+
+        metrics = make_asgi_app()
+        app.mount("/metrics", BearerProtected(metrics, metrics_token) if metrics_token else metrics)
 
 
 def _attach_slack(app: FastAPI) -> None:

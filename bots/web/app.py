@@ -32,6 +32,7 @@ from bots.roles import RoleResolver
 from bots.router import ReplyRouter
 from bots.turns import Dialogue, TurnPipeline
 from bots.web.auth import unauthorized
+from bots.web.docs import add_docs
 from bots.web.errors import CatchAll, ErrorReporter, validation_response
 from bots.web.guard import EdgeGuard, SocketCounter, rate_limited_response
 from bots.web.health import HealthCheck, gather_health
@@ -299,8 +300,16 @@ def create_gateway_app(
         finally:
             await gateway.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url=None,  # served from local files below (no CDN; the pages' CSP holds)
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
     app.state.gateway = gateway
+    if settings.docs:
+        add_docs(app, STATIC_DIR)
 
     @app.exception_handler(BusError)
     async def bus_unavailable(_request: Request, exc: BusError) -> JSONResponse:

@@ -130,3 +130,10 @@ class WebSettings(BaseSettings):
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     resolve_roles: bool = Field(default=True, description="Ask management for actor roles")
+    docs: bool = Field(
+        default=True, description="Serve /docs and /openapi.json (FRONTDOOR_DOCS=off closes them)"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers only 'Authorization: Bearer <this token>'",
+    )
