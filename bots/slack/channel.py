@@ -32,6 +32,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bots.identity import SLACK_PREFIX
 from bots.tracking import ObservedReply
 from bots.turns import IncomingMessage
+from bots.web.text import BadText, clean_text
 from events.bus import Bus
 
 from .announce import AnnouncementRelay
@@ -333,6 +334,11 @@ class SlackChannel:
         user_name: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        try:
+            text = clean_text(text)
+        except BadText:
+            log.info("Slack message %s ignored: its text is not valid Unicode", message_id)
+            return
         if not text:
             return
         message = IncomingMessage(
