@@ -48,14 +48,17 @@ def signed_call(client: ServiceClient, *, timeout: float) -> RemoteCall:
     return call
 
 
-def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None:
-    """Mount ``/services/<service>/<action>`` for every registered service's public actions."""
+def add_service_doors(
+    app: FastAPI, gateway: Gateway, *, timeout: float, call: RemoteCall | None = None
+) -> None:
+    """Mount ``/services/<service>/<action>`` for every registered service's public actions
+    (``call``: how to reach the services; the signed NATS request by default)."""
 
     async def resolve(request: Request) -> DoorCaller:
         principal = await authenticated(gateway, request)
         return DoorCaller(actor=principal.actor, email=principal.email)
 
-    call = signed_call(gateway.services, timeout=timeout)
+    call = call or signed_call(gateway.services, timeout=timeout)
     for name in registry.service_names():
         app.include_router(
             http_router(registry.load_service(name), call, resolve), prefix="/services"

@@ -76,7 +76,12 @@ def create_slack_router(channel: SlackChannel, path: str = EVENTS_PATH) -> APIRo
         except InvalidSlackBody as exc:
             log.warning("refused a signed Slack request from %s: %s", peer, exc)
             return _refuse(400, str(exc))
-        return await handler.handle(request)
+        response = await handler.handle(request)
+        if response.status_code == 404:
+            # Bolt has no listener for it (an event type nobody subscribes to act on): taken,
+            # nothing to do. A non-2xx answer would only make Slack send it again.
+            return Response(status_code=200)
+        return response
 
     return router
 

@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bots.web.errors import field_errors
 from bots.web.jsonbody import parse_json
@@ -28,7 +28,19 @@ class InvalidSlackBody(FrontdoorError):
 
 
 class _Open(BaseModel):
+    """Unknown fields allowed; known ones may be left out, but are never ``null`` (Slack never
+    sends that, and Bolt's middleware breaks on it)."""
+
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [k for k in cls.model_fields if k in data and data[k] is None]
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} must not be null")
+        return data
 
 
 class SlackEvent(_Open):

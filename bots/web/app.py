@@ -33,7 +33,7 @@ from bots.router import ReplyRouter
 from bots.turns import Dialogue, TurnPipeline
 from bots.web.auth import unauthorized
 from bots.web.docs import add_docs
-from bots.web.errors import CatchAll, ErrorReporter, validation_response
+from bots.web.errors import CatchAll, ErrorReporter, answers, validation_response
 from bots.web.guard import EdgeGuard, SocketCounter, rate_limited_response
 from bots.web.health import HealthCheck, gather_health
 from bots.web.limits import BodySizeLimit, SecurityHeaders
@@ -156,7 +156,7 @@ def _api_router() -> APIRouter:
         "/api/session",
         response_model=SessionOut,
         summary="Issue or renew a session (a guest's, or a site user's with a user token)",
-        responses={401: {"description": "The user token is not valid"}},
+        responses=answers(401, 413, 422, 429, 500),
     )
     async def session(request: Request, body: SessionRequest | None = None) -> SessionOut:
         gateway: Gateway = request.app.state.gateway
@@ -188,14 +188,18 @@ def _api_router() -> APIRouter:
             user=user.actor_id if user is not None else None,
         )
 
-    @router.get("/api/bots", summary="The bots one can talk to")
+    @router.get("/api/bots", summary="The bots one can talk to", responses=answers(500))
     async def bots(request: Request) -> list[dict[str, str]]:
         gateway: Gateway = request.app.state.gateway
         return [
             {"name": b.name, "kind": b.kind, "description": b.description} for b in gateway.bots
         ]
 
-    @router.get("/healthz", summary="Liveness, reply-router state and the services' health")
+    @router.get(
+        "/healthz",
+        summary="Liveness, reply-router state and the services' health",
+        responses={503: {"description": "The bus or the reply router is down"}, **answers(500)},
+    )
     async def healthz(request: Request) -> JSONResponse:
         """503 when the gateway itself cannot work (bus or reply router down). A service that
         is down shows under ``services`` and in ``services_ok``, but keeps the status 200: the

@@ -213,3 +213,22 @@ class CatchAll:
                     )
                 except Exception:
                     return
+
+
+_ANSWERS: dict[int, tuple[type[BaseModel], str]] = {
+    400: (ErrorOut, "The request cannot be read"),
+    401: (ErrorOut, "No credential, or one that proves nothing (WWW-Authenticate: Bearer)"),
+    403: (ErrorOut, "The credential may not do this"),
+    404: (ErrorOut, "No such thing"),
+    413: (ErrorOut, "The body is larger than FRONTDOOR_MAX_BODY_BYTES"),
+    422: (ErrorOut, "Invalid input: the reasons (without the input), or one sentence"),
+    429: (LimitedOut, "Too many requests; retry after Retry-After seconds"),
+    500: (InternalOut, "Something failed on our side; quote the reference"),
+    503: (ErrorOut, "The message bus or a service is not reachable; retry after Retry-After"),
+    504: (ErrorOut, "No answer in time"),
+}
+
+
+def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a route: each status with its body model and meaning."""
+    return {code: {"model": _ANSWERS[code][0], "description": _ANSWERS[code][1]} for code in codes}

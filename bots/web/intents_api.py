@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from bots.identity import Principal
 from bots.web.auth import bearer_token
+from bots.web.errors import answers
 from bots.web.guard import authenticated
 from bots.web.jsonbody import JsonTooDeep, parse_json
 from bots.web.text import BadText, clean_json, printable
@@ -110,6 +112,13 @@ class ReplyWaiter:
             self._task = None
 
 
+class IntentAnswer(BaseModel):
+    """The service's reply to the intent, and the intent's correlation id."""
+
+    correlation_id: str
+    reply: Reply
+
+
 def _error(
     status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -139,16 +148,13 @@ def intents_router(
     @router.post(
         "/intents/{service}/{action}",
         summary="Send an intent to a service and get its reply",
+        response_model=IntentAnswer,
         responses={
-            401: {"description": "No credential, or an unknown or revoked one"},
-            403: {"description": "The caller lacks a role the action needs"},
-            404: {"description": "Unknown service or action"},
-            413: {"description": "The body is larger than the limit"},
-            422: {"description": "Invalid JSON or payload"},
-            429: {"description": "Too many calls; retry after Retry-After seconds"},
-            500: {"description": "The handler failed; quote the reference"},
-            503: {"description": "The message bus is not available"},
-            504: {"description": "No reply in time"},
+            202: {"model": IntentAnswer, "description": "Still working; the answer follows"},
+            403: {"model": IntentAnswer, "description": "The caller lacks a role the action needs"},
+            **answers(401, 404, 413, 422, 429),
+            500: {"model": IntentAnswer, "description": "The handler failed; quote the reference"},
+            **answers(503, 504),
         },
     )
     async def send_intent(service: str, action: str, request: Request) -> JSONResponse:

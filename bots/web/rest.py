@@ -30,6 +30,7 @@ from bots.identity import Principal
 from bots.personas import UnknownBot
 from bots.tracking import ObservedReply, TurnTracker
 from bots.turns import IncomingMessage, TurnPipeline
+from bots.web.errors import answers
 from bots.web.guard import authenticated
 from bots.web.limits import MessageTooLong, check_length
 from bots.web.text import EdgeText
@@ -241,6 +242,7 @@ def rest_router() -> APIRouter:
         response_model=list[RestReply],
         response_model_exclude_none=True,
         summary="Send a message; get this turn's replies (Rasa REST channel)",
+        responses=answers(401, 403, 413, 422, 429, 500, 503),
     )
     async def webhook(
         body: RestMessage,
@@ -288,6 +290,7 @@ def rest_router() -> APIRouter:
         response_model=list[RestReply],
         response_model_exclude_none=True,
         summary="Late replies of one of the caller's conversations (each returned once)",
+        responses=answers(401, 403, 422, 429, 500),
     )
     async def pending(
         request: Request,
