@@ -18,8 +18,7 @@ from fastapi import FastAPI, HTTPException, Request
 from backend_services import registry
 from backend_services.runtime import DoorCaller, RemoteCall, http_router
 from bots.web.app import Gateway
-from bots.web.auth import authenticate
-from bots.web.limits import RateLimited
+from bots.web.guard import authenticated
 from events.errors import BusUnavailable
 from events.micro import ServiceClient
 from events.payloads import Reply
@@ -50,20 +49,17 @@ def signed_call(client: ServiceClient, *, timeout: float) -> RemoteCall:
     return call
 
 
-def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None:
-    """Mount ``/services/<service>/<action>`` for every registered service's public actions."""
+def add_service_doors(
+    app: FastAPI, gateway: Gateway, *, timeout: float, call: RemoteCall | None = None
+) -> None:
+    """Mount ``/services/<service>/<action>`` for every registered service's public actions
+    (``call``: how to reach the services; the signed NATS request by default)."""
 
     async def resolve(request: Request) -> DoorCaller:
-        principal = await authenticate(gateway, request)
-        try:
-            gateway.limiter.hit(f"door:{principal.limit_key}")
-        except RateLimited as exc:
-            raise HTTPException(
-                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from None
+        principal = await authenticated(gateway, request)
         return DoorCaller(actor=principal.actor, email=principal.email)
 
-    call = signed_call(gateway.services, timeout=timeout)
+    call = call or signed_call(gateway.services, timeout=timeout)
     for name in registry.service_names():
         app.include_router(
             http_router(registry.load_service(name), call, resolve), prefix="/services"

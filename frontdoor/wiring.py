@@ -217,12 +217,27 @@ async def build_gateway(
     app = create_gateway_app(bus, dialogue, issuer=issuer, settings=web_settings, routers=[api])
     _attach_slack(app)
     add_service_doors(app, app.state.gateway, timeout=settings.intent_timeout)
-    add_operational_routes(app, stack)
+    token = web_settings.metrics_token
+    add_operational_routes(app, stack, metrics_token=token.get_secret_value() if token else None)
+    _never_log(web_settings, app)
     return app
 
 
-def add_operational_routes(app: FastAPI, stack: Stack) -> None:
-    """``/healthz`` and Prometheus ``/metrics``."""
+def _never_log(web: Any, app: FastAPI) -> None:
+    """Register the gateway's configured secrets with the log redaction (``frontdoor.logs``)."""
+    from frontdoor.logs import add_secret
+
+    for secret in (web.session_secret, web.site_token_secret, web.metrics_token):
+        add_secret(secret.get_secret_value() if secret is not None else None)
+    slack = getattr(app.state, "slack", None)
+    if slack is not None:
+        for value in (slack.config.signing_secret, slack.config.bot_token, slack.config.app_token):
+            add_secret(value.get_secret_value() if value is not None else None)
+
+
+def add_operational_routes(app: FastAPI, stack: Stack, *, metrics_token: str | None = None) -> None:
+    """``/healthz`` and Prometheus ``/metrics`` (with ``metrics_token``: only for
+    ``Authorization: Bearer <metrics_token>``)."""
     bus = stack.bus
 
     async def healthz() -> JSONResponse:
@@ -238,7 +253,10 @@ def add_operational_routes(app: FastAPI, stack: Stack) -> None:
     if not any(getattr(route, "path", None) == "/healthz" for route in app.routes):
         app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     if not any(getattr(route, "path", None) == "/metrics" for route in app.routes):
-        app.mount("/metrics", make_asgi_app())
+        from bots.web.docs import BearerProtected
+
+        metrics = make_asgi_app()
+        app.mount("/metrics", BearerProtected(metrics, metrics_token) if metrics_token else metrics)
 
 
 def _attach_slack(app: FastAPI) -> None:
@@ -309,7 +327,11 @@ async def serve_http(
     sock: socket.socket,
 ) -> None:
     """Serve ``app`` on the bound ``sock`` until ``stop`` is set; call ``on_ready(base_url)``."""
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    from bots.web.app import uvicorn_limits
+
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", **uvicorn_limits(app)
+    )
     server = _Server(config)
     port = sock.getsockname()[1]
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host

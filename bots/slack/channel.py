@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -32,6 +33,7 @@ from bots.identity import SLACK_PREFIX
 from bots.router import DeliverLater
 from bots.tracking import ObservedReply
 from bots.turns import IncomingMessage
+from bots.web.text import BadText, clean_text
 from events.bus import Bus
 
 from .announce import AnnouncementRelay
@@ -103,7 +105,8 @@ class SlackChannel:
         self.handoff: HandoffMirror | None = None
         self.announcements: AnnouncementRelay | None = None
         self.threads: FollowedThreads | None = None
-        self._response_urls: dict[str, tuple[float, str]] = {}
+        #: a slash command's response URL by channel, for as long as Slack accepts it
+        self._response_urls: TTLCache[str, str] = TTLCache(10_000, _RESPONSE_URL_TTL)
         self._register()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -180,8 +183,8 @@ class SlackChannel:
 
     async def _respond(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> bool:
         """Answer a slash command through its response URL (the bot is not in that channel)."""
-        expires, url = self._response_urls.get(channel, (0.0, ""))
-        if not url or expires < time.monotonic():
+        url = self._response_urls.get(channel)
+        if not url:
             return False
         response = await AsyncWebhookClient(url).send(
             text=text, blocks=blocks, response_type="in_channel"
@@ -279,8 +282,7 @@ class SlackChannel:
         await ack(response_type="in_channel")
         channel = str(command["channel_id"])
         if command.get("response_url"):
-            deadline = time.monotonic() + _RESPONSE_URL_TTL
-            self._response_urls[channel] = (deadline, str(command["response_url"]))
+            self._response_urls[channel] = str(command["response_url"])
         await self._turn(
             channel=channel,
             thread=None,
@@ -350,6 +352,11 @@ class SlackChannel:
         user_name: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        try:
+            text = clean_text(text)
+        except BadText:
+            log.info("Slack message %s ignored: its text is not valid Unicode", message_id)
+            return
         if not text:
             return
         message = IncomingMessage(

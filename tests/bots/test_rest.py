@@ -141,7 +141,10 @@ async def test_slow_service_gets_working_note_then_late_reply_on_next_call(
 
 
 async def test_pending_endpoint_returns_late_reply_once(bus: Bus, echo_runner: object) -> None:
-    live = await start_gateway(bus, ScriptedDialogue(), rest_turn_timeout=0.2)
+    # It polls ten times a second, with a stranger's 401s in between: limits out of its way.
+    live = await start_gateway(
+        bus, ScriptedDialogue(), rest_turn_timeout=0.2, rate_limit=1000, auth_failure_limit=1000
+    )
     try:
         async with guest_client(live.url) as guest, guest_client(live.url) as other:
             client, s = guest.client, guest.sender
