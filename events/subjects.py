@@ -3,6 +3,7 @@
 Subjects:
 - ``fd.intent.<service>.<action>``                 -> stream ``FD_INTENTS`` (work queue)
 - ``fd.event.<channel>.<conversation>.<type...>``  -> stream ``FD_EVENTS`` (the ordered bus)
+- ``fd.svc.<service>.<action>``                    request/reply (NATS micro services)
 
 Putting the conversation before the (variable-depth) type lets one filter select a type for all
 conversations (``fd.event.*.*.reply``) or everything of one conversation
@@ -19,6 +20,8 @@ INTENT_STREAM: Final = "FD_INTENTS"
 EVENT_STREAM: Final = "FD_EVENTS"
 INTENT_PREFIX: Final = "fd.intent"
 EVENT_PREFIX: Final = "fd.event"
+#: Request/reply doors of the services: ``fd.svc.<service>.<action>`` (NATS micro services).
+SERVICE_PREFIX: Final = "fd.svc"
 
 #: Dialogue state per conversation (any front-door replica can continue any conversation).
 CONVERSATIONS_BUCKET: Final = "fd_conversations"

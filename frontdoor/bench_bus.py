@@ -33,12 +33,14 @@ from pydantic import BaseModel
 from backend_services.runtime import HandlerContext, Service, ServiceRunner
 from events import subjects
 from events.bus import Bus
+from events.compartments import BENCH_SERVICE
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
 
 T = TypeVar("T")
 
-BENCH_SERVICE = "benchecho"
+# The benchmark's service, events and replies stay on channel ``system`` (no user sees them),
+# where the ``cli`` NATS user may run them (``events.compartments``).
 _ACTOR = Actor(id="bench", roles=("user",))
 
 
@@ -195,7 +197,7 @@ async def measure_latency(
     server_pid: int | None = None,
 ) -> LatencyResult:
     """Closed loop: ``in_flight`` clients, each sending its next intent when answered."""
-    conv = Conversation(channel="api", id=conv_id)
+    conv = Conversation(channel="system", id=conv_id)
     intent_type = subjects.intent_type(BENCH_SERVICE, "echo")
     samples: list[float] = []
     per_client = max(1, requests // in_flight)
@@ -276,7 +278,9 @@ async def run_bench(
         conv_id = f"bench-{uuid.uuid4().hex[:8]}"
         waiter = ReplyWaiter(
             bus,
-            subjects.events_filter(channel="api", conversation_id=conv_id, envelope_type="reply"),
+            subjects.events_filter(
+                channel="system", conversation_id=conv_id, envelope_type="reply"
+            ),
             _arrival_time,
         )
         await waiter.start()
