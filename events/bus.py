@@ -74,6 +74,13 @@ _RETRYABLE = (
 )
 
 
+def _refused_credentials(exc: Exception) -> bool:
+    """NATS refused the connection's user and password (or their absence)."""
+    return isinstance(exc, nats.errors.AuthorizationError) or (
+        "authorization violation" in str(exc).lower()
+    )
+
+
 def subject_for(envelope: Envelope) -> str:
     """The subject an envelope is published on (derived from its type and conversation)."""
     intent = _intent_subject(envelope.type)
@@ -127,7 +134,7 @@ class Bus:
         refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
 
         async def on_error(exc: Exception) -> None:
-            if isinstance(exc, nats.errors.AuthorizationError) and not refused.done():
+            if _refused_credentials(exc) and not refused.done():
                 refused.set_result(exc)
             log.warning("nats error: %s", exc)
 
