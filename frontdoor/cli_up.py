@@ -80,15 +80,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check NATS, JetStream, the streams and which services answer; exit 1 on problems."""
         from frontdoor.doctor import run_doctor
-        from frontdoor.wiring import NATS_URL_FILE
+        from frontdoor.local_nats import NATS_URL_FILE, attach_url
 
         settings = _settings(nats_url=nats_url, data_dir=data_dir)
         console = Console()
         url = settings.nats()
         url_file = settings.data_dir / NATS_URL_FILE
-        if url is None and url_file.is_file():
-            url = url_file.read_text().strip()
-            console.print(f"checking the embedded nats-server of `frontdoor up` ({url_file})")
+        if url is None:
+            url = attach_url(settings.data_dir)  # as the `cli` user, with its credential
+            if url is not None:
+                console.print(f"checking the embedded nats-server of `frontdoor up` ({url_file})")
         if url is None:
             console.print(
                 "[red]FAIL[/red] nats: NATS_URL is not set, --nats-url not given, and no "

@@ -7,6 +7,9 @@ see ``docs/spine.md``), so a machine's cores are all used. A child that dies is 
 with back-off; the children stop before the nats-server does, and die with ``up`` even if it
 is killed (Linux parent-death signal).
 
+Each child connects as its own service's NATS user (never the gateway's): on the embedded server
+with the credential ``up`` generated for that service.
+
 The gateway forwards ``/services/<name>/...`` (the services' HTTP doors and e.g. analysis's
 chart images) to the child, so URLs are the same in both shapes.
 """
@@ -26,6 +29,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, Request, Response
 
+from events.credentials import has_credentials
 from events.embedded import free_port
 
 log = structlog.get_logger("frontdoor.processes")
@@ -55,12 +59,24 @@ class _Child:
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+def _child_env(nats_url: str) -> dict[str, str]:
+    """A child's environment: ours, with its own ``NATS_URL``. ``up`` may run against a NATS
+    without authentication (its ``NATS_URL`` without credentials): its children may too."""
+    env = {**os.environ, "NATS_URL": nats_url}
+    env.pop("FRONTDOOR_NATS_URL", None)
+    if not has_credentials(nats_url):
+        env["FRONTDOOR_NATS_ALLOW_ANONYMOUS"] = "1"
+    return env
+
+
 class ServiceProcesses:
     """Starts, watches and stops one ``frontdoor serve <service>`` child per service."""
 
-    def __init__(self, names: list[str], nats_url: str) -> None:
-        self.children = {name: _Child(name, free_port()) for name in names}
-        self._env = {**os.environ, "NATS_URL": nats_url}
+    def __init__(self, nats_urls: dict[str, str]) -> None:
+        """``nats_urls``: service name -> the NATS URL its child connects with (its own user's
+        credential on the embedded server; secret)."""
+        self.children = {name: _Child(name, free_port()) for name in nats_urls}
+        self._env = {name: _child_env(url) for name, url in nats_urls.items()}
         self._stopping = False
         #: the gateway's client for forwarding ``/services/...`` (closed by ``stop``)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
@@ -116,7 +132,7 @@ class ServiceProcesses:
             "127.0.0.1",
             "--port",
             str(child.port),
-            env=self._env,
+            env=self._env[child.name],
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         log.info("service process started", service=child.name, pid=child.process.pid)
