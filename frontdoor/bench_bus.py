@@ -36,6 +36,7 @@ from events.bus import Bus
 from events.compartments import BENCH_SERVICE
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
+from frontdoor.settings import redact_url
 
 T = TypeVar("T")
 
@@ -79,6 +80,7 @@ class LatencyResult:
 class BenchResult:
     """Everything ``frontdoor bench bus`` measured."""
 
+    #: where it ran, credentials redacted (the result is printed and saved)
     nats_url: str
     embedded: bool
     events: int
@@ -266,7 +268,7 @@ async def run_bench(
     try:
         seconds, rate = await measure_publish(bus, events, window)
         result = BenchResult(
-            nats_url=nats_url,
+            nats_url=redact_url(nats_url),
             embedded=server is not None,
             events=events,
             window=window,

@@ -553,4 +553,5 @@ async def test_the_cli_user_runs_doctor_and_the_bus_benchmark(
     assert by_name["stream FD_EVENTS"].ok and by_name["stream FD_INTENTS"].ok, report.checks
     result = await run_bench(events=200, window=50, requests=20, in_flight=(1, 4), nats_url=url)
     assert result.acked_publishes_per_s > 0
+    assert result.nats_url == f"nats://cli:***@{secured_nats}"  # printed: never the password
     assert [lat.requests for lat in result.latency] == [20, 20]
