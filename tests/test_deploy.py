@@ -88,6 +88,13 @@ def test_dockerfile_is_multistage_non_root_and_runs_an_existing_command() -> Non
     )
 
 
+def test_every_registered_service_has_a_nats_compartment_and_no_other() -> None:
+    from events.compartments import SERVICE_EVENTS, SERVICES
+
+    assert sorted(SERVICES) == service_names()
+    assert sorted(SERVICE_EVENTS) == service_names()
+
+
 def test_nats_config_is_valid_and_has_a_user_per_component() -> None:
     conf = (DEPLOY / "nats" / "nats-server.conf").read_text()
     assert re.search(r"^jetstream\s*\{", conf, flags=re.M)
