@@ -6,6 +6,10 @@
 - ``tail(filter, from_seq)``: an ordered, resumable read of ``FD_EVENTS``.
 - ``work(service, handler)``: the service's durable pull consumer, explicit ack/nak/term.
 - ``key_value`` / ``object_store`` / ``add_micro_service``: the other NATS facilities we use.
+
+Every connection uses the inbox prefix ``_INBOX.<user>`` of the NATS user it logs in as (see
+``events.compartments``): replies, JetStream acks and deliveries all arrive on ``nc.new_inbox()``
+subjects under it, the only inboxes that user may subscribe to.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from nats.js.object_store import ObjectStore
 from pydantic import ValidationError
 
 from events import subjects
+from events.compartments import inbox_prefix as inbox_prefix_of
+from events.credentials import url_user
 from events.envelope import Envelope
-from events.errors import BusUnavailable, PublishTimeout
+from events.errors import BusUnavailable, PublishTimeout, StreamsMissing
 from events.streams import (
     BusLimits,
     bucket_config,
@@ -45,6 +51,7 @@ from events.streams import (
     choose_replicas,
     ensure_consumer,
     ensure_stream,
+    missing_streams,
     object_store_config,
     reserving,
     service_consumer_config,
@@ -69,6 +76,13 @@ _RETRYABLE = (
     asyncio.TimeoutError,
     OSError,
 )
+
+
+def _refused_credentials(exc: Exception) -> bool:
+    """NATS refused the connection's user and password (or their absence)."""
+    return isinstance(exc, nats.errors.AuthorizationError) or (
+        "authorization violation" in str(exc).lower()
+    )
 
 
 def subject_for(envelope: Envelope) -> str:
@@ -117,10 +131,20 @@ class Bus:
         connect_timeout: float = 10.0,
         publish_timeout: float = 30.0,
         ensure: bool = True,
+        inbox_prefix: str | None = None,
     ) -> Bus:
-        """Connect (reconnecting forever after a loss) and, by default, ensure the streams."""
+        """Connect (reconnecting forever after a loss) and, by default, ensure the streams.
+
+        ``inbox_prefix`` defaults to ``_INBOX.<user>`` for a URL with ``user:password@`` (the
+        only inboxes a Frontdoor NATS user may subscribe to), else NATS's own ``_INBOX``.
+        Services pass ``ensure=False`` (they may not create streams) and call
+        ``require_streams``. Refused credentials fail at once with ``BusUnavailable``.
+        """
+        refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
 
         async def on_error(exc: Exception) -> None:
+            if _refused_credentials(exc) and not refused.done():
+                refused.set_result(exc)
             log.warning("nats error: %s", exc)
 
         async def on_disconnect() -> None:
@@ -130,18 +154,42 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("reconnected to NATS")
 
+        if inbox_prefix is None:
+            user = url_user(url)
+            inbox_prefix = inbox_prefix_of(user) if user else "_INBOX"
+        shown = re.sub(r"//[^@/,]*@", "//***@", url)  # never log credentials
+        opening = asyncio.ensure_future(
+            cls._open(
+                url, name, connect_timeout, inbox_prefix, on_error, on_disconnect, on_reconnect
+            )
+        )
         try:
             # nats-py would retry an unreachable first server forever: bound the first connect.
-            nc = await asyncio.wait_for(
-                cls._open(url, name, connect_timeout, on_error, on_disconnect, on_reconnect),
+            waiting: set[asyncio.Future[Any]] = {opening, refused}
+            done, _ = await asyncio.wait(
+                waiting,
                 timeout=connect_timeout + 1.0,
+                return_when=asyncio.FIRST_COMPLETED,
             )
+            if opening in done:
+                nc = opening.result()
+            elif refused in done:
+                raise BusUnavailable(
+                    f"NATS at {shown} refused the connection: {refused.result()} (check the user "
+                    "and password in the URL)"
+                )
+            else:
+                raise TimeoutError
         except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
-            shown = re.sub(r"//[^@/,]*@", "//***@", url)  # never log credentials
             raise BusUnavailable(
                 f"cannot reach NATS at {shown} within {connect_timeout:g}s: "
                 f"{str(exc) or type(exc).__name__}"
             ) from exc
+        finally:
+            if not opening.done():
+                opening.cancel()
+                with contextlib.suppress(BaseException):
+                    await opening
         bus = cls(nc, limits or BusLimits(), publish_timeout)
         await bus._acks.start()
         if ensure:
@@ -153,6 +201,7 @@ class Bus:
         url: str,
         name: str,
         connect_timeout: float,
+        inbox_prefix: str,
         on_error: Callable[[Exception], Awaitable[None]],
         on_disconnect: Callable[[], Awaitable[None]],
         on_reconnect: Callable[[], Awaitable[None]],
@@ -161,6 +210,7 @@ class Bus:
             servers=[u.strip() for u in url.split(",") if u.strip()],
             name=name,
             connect_timeout=connect_timeout,
+            inbox_prefix=inbox_prefix,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
@@ -206,6 +256,30 @@ class Bus:
                 return await ensure_stream(self._js, c)
 
             await self._retry(create, "create stream")
+
+    async def require_streams(self, wait: float = 0.0) -> None:
+        """Check that ``FD_INTENTS`` and ``FD_EVENTS`` exist, waiting up to ``wait`` s for them.
+
+        For components that may not create them (the services): raise ``StreamsMissing``
+        naming the missing streams and who creates them.
+        """
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            missing = await self._retry(lambda: missing_streams(self._js), "stream info")
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise StreamsMissing(missing)
+            if not told:
+                log.warning(
+                    "JetStream streams %s do not exist yet; waiting up to %gs for the gateway to "
+                    "create them",
+                    ", ".join(missing),
+                    wait,
+                )
+                told = True
+            await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
 
     async def ensure_service_consumer(self, service: str) -> str:
         """Create the durable consumer of ``service`` if missing; return its name."""

@@ -243,7 +243,8 @@ def nlu_test(
 async def _connect(nats_url: str) -> Any:
     from events.bus import Bus
 
-    return await Bus.connect(nats_url)
+    # The gateway creates the streams; publishing a model needs only the object store and KV.
+    return await Bus.connect(nats_url, ensure=False)
 
 
 @nlu_app.command("publish")
@@ -251,16 +252,27 @@ def nlu_publish(
     model: Path = typer.Argument(..., help="model artifact directory"),
     nats_url: str = typer.Option(None, "--nats-url", envvar="NATS_URL", help="NATS to publish to"),
     models_dir: Path = typer.Option(None, "--models-dir", help="publish to a models folder"),
+    data_dir: Path = typer.Option(
+        Path(".frontdoor"),
+        "--data-dir",
+        envvar="FRONTDOOR_DATA_DIR",
+        help="Without a NATS URL: the data dir of a running `frontdoor up` (its NATS, as `cli`)",
+    ),
 ) -> None:
     """Publish a model and make it current: to NATS (object store + KV) or a models folder."""
+    from frontdoor.local_nats import attach_url
     from skills.nlu.lifecycle.registry import DirectoryRegistry, NatsRegistry
 
     async def run() -> str:
         if models_dir is not None:
             return await DirectoryRegistry(models_dir).publish(model)
-        if not nats_url:
-            raise NLUError("give --nats-url (or NATS_URL) or --models-dir")
-        bus = await _connect(nats_url)
+        url = nats_url or attach_url(data_dir)
+        if not url:
+            raise NLUError(
+                "give --nats-url (or NATS_URL) or --models-dir, or run it next to a running "
+                f"`frontdoor up` (none runs with data dir {data_dir})"
+            )
+        bus = await _connect(url)
         try:
             return await NatsRegistry(bus, Path(".frontdoor/model-cache")).publish(model)
         finally:

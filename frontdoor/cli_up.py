@@ -96,15 +96,20 @@ def register(app: typer.Typer) -> None:
 
 def attach_url(nats_url: str | None, data_dir: Path | None) -> str:
     """The NATS a command works on: ``--nats-url``/``NATS_URL``, else the embedded server of a
-    running ``frontdoor up`` (its data dir's URL file); exits 2 with the reason otherwise."""
-    from frontdoor.wiring import NATS_URL_FILE
+    running ``frontdoor up`` (as the ``cli`` NATS user, with its credential from the data dir);
+    exits 2 with the reason otherwise."""
+    from frontdoor.local_nats import NATS_URL_FILE
+    from frontdoor.local_nats import attach_url as local_url
 
     settings = _settings(nats_url=nats_url, data_dir=data_dir)
     url = settings.nats()
     url_file = settings.data_dir / NATS_URL_FILE
-    if url is None and url_file.is_file():
-        url = url_file.read_text().strip()
-        Console(stderr=True).print(f"using the embedded nats-server of `frontdoor up` ({url_file})")
+    if url is None:
+        url = local_url(settings.data_dir)
+        if url is not None:
+            Console(stderr=True).print(
+                f"using the embedded nats-server of `frontdoor up` ({url_file})"
+            )
     if url is None:
         Console(stderr=True).print(
             "[red]FAIL[/red] nats: NATS_URL is not set, --nats-url not given, and no "

@@ -3,7 +3,9 @@
 Environment: ``NATS_URL`` (none: ``up`` starts an embedded nats-server), ``FRONTDOOR_DATA_DIR``,
 ``FRONTDOOR_HOST``, ``FRONTDOOR_PORT``, ``FRONTDOOR_DATABASE_URL`` (unset: one SQLite file per
 service in the data dir), ``FRONTDOOR_LOG_FORMAT`` (console|json), ``FRONTDOOR_LOG_LEVEL``,
-``FRONTDOOR_SERVICES`` (comma list to start only some services), ``FRONTDOOR_INTENT_TIMEOUT``.
+``FRONTDOOR_SERVICES`` (comma list to start only some services), ``FRONTDOOR_INTENT_TIMEOUT``,
+``FRONTDOOR_NATS_ALLOW_ANONYMOUS`` (``serve`` against a NATS without authentication, for
+development), ``FRONTDOOR_STREAMS_WAIT`` (how long a service waits for the gateway's streams).
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ class FrontdoorSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     services: str = Field(default="", description="Comma list of services to start (all: empty)")
     intent_timeout: float = Field(default=30.0, gt=0, description="Headless API reply wait (s)")
+    nats_allow_anonymous: bool = Field(
+        default=False,
+        description="Let `serve` connect with a NATS_URL without credentials (a development "
+        "server without authentication)",
+    )
+    streams_wait: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a service waits at start for the streams the gateway creates",
+    )
 
     def nats(self) -> str | None:
         """The NATS URL (secret: it may carry credentials), or None."""
@@ -53,6 +65,35 @@ class FrontdoorSettings(BaseSettings):
                 f"registered: {', '.join(registered)}"
             )
         return wanted or list(registered)
+
+
+#: Passwords of the deploy examples (deploy/k8s/secrets.example.yaml): never real ones.
+PLACEHOLDER_PASSWORDS = frozenset({"change-me", "changeme"})
+
+
+def nats_credentials_problem(
+    url: str, component: str, *, allow_anonymous: bool = False
+) -> str | None:
+    """Why ``serve <component>`` must not connect with ``url``, or ``None`` when it may.
+
+    Every URL must carry ``user:password@`` (or a token) unless ``allow_anonymous``, and no
+    password may be the deploy examples' placeholder.
+    """
+    for one in url.split(","):
+        split = urlsplit(one.strip() if "://" in one else f"nats://{one.strip()}")
+        if not split.username and not allow_anonymous:
+            return (
+                f"NATS_URL carries no credentials. Each component connects as its own NATS user: "
+                f"set NATS_URL=nats://{component}:<password>@<host>:4222 (the password of "
+                f"FD_NATS_{component.upper()}_PASSWORD in deploy/nats/nats-server.conf). For a "
+                "development NATS without authentication set FRONTDOOR_NATS_ALLOW_ANONYMOUS=1."
+            )
+        if (split.password or "").lower() in PLACEHOLDER_PASSWORDS:
+            return (
+                "NATS_URL carries the placeholder password of the deploy examples: set the "
+                f"real password of the NATS user {split.username!r}."
+            )
+    return None
 
 
 def redact_url(url: str) -> str:

@@ -88,6 +88,13 @@ def test_dockerfile_is_multistage_non_root_and_runs_an_existing_command() -> Non
     )
 
 
+def test_every_registered_service_has_a_nats_compartment_and_no_other() -> None:
+    from events.compartments import SERVICE_EVENTS, SERVICES
+
+    assert sorted(SERVICES) == service_names()
+    assert sorted(SERVICE_EVENTS) == service_names()
+
+
 def test_nats_config_is_valid_and_has_a_user_per_component() -> None:
     conf = (DEPLOY / "nats" / "nats-server.conf").read_text()
     assert re.search(r"^jetstream\s*\{", conf, flags=re.M)
@@ -108,3 +115,45 @@ def test_nats_config_is_valid_and_has_a_user_per_component() -> None:
         timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_has_no_default_password_and_says_what_to_set() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    refs = re.findall(r"\$\{(\w*PASSWORD\w*)(:?[-?]?)([^}]*)\}", text)
+    assert refs, "docker-compose.yml reads no password"
+    for var, operator, message in refs:
+        assert operator == ":?", f"${{{var}}} must use :? (no default, refuse to start)"
+        assert var in message, f"the message of ${{{var}}} must name it"
+    assert not re.search(r"PASSWORD\w*:-", text), "a password has a default"
+    conf = (DEPLOY / "nats" / "nats-server.conf").read_text()
+    wanted = set(re.findall(r"\$(FD_NATS_\w+_PASSWORD)", conf))
+    assert set(_compose()["services"]["nats"]["environment"]) == wanted
+
+
+def test_k8s_does_not_run_without_its_secrets_and_the_example_has_no_usable_value() -> None:
+    from frontdoor.settings import nats_credentials_problem
+
+    refs = 0
+    for doc in _k8s_docs():
+        if doc["kind"] != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None:
+                    refs += 1
+                    assert not ref.get("optional"), f"{env['name']} must not be optional"
+    assert refs >= 2 * (1 + len(service_names()))
+    examples = [
+        d for d in yaml.safe_load_all((DEPLOY / "k8s" / "secrets.example.yaml").read_text()) if d
+    ]
+    nats_urls = next(d for d in examples if d["metadata"]["name"] == "frontdoor-nats")
+    assert set(nats_urls["stringData"]) == {"gateway", *service_names()}
+    for name, url in nats_urls["stringData"].items():
+        assert url.startswith(f"nats://{name}:")
+        assert "placeholder" in (nats_credentials_problem(url, name) or ""), name
+    for doc in examples:
+        for value in doc["stringData"].values():
+            assert "CHANGE-ME" in value, value
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    assert "secrets.example.yaml" not in kustomization["resources"]
