@@ -157,3 +157,37 @@ def test_k8s_does_not_run_without_its_secrets_and_the_example_has_no_usable_valu
             assert "CHANGE-ME" in value, value
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     assert "secrets.example.yaml" not in kustomization["resources"]
+
+
+def test_the_claims_keys_and_the_session_secret_reach_exactly_who_needs_them() -> None:
+    """The signing key is the gateway's only; every service gets the public keys; the gateway
+    needs the session secret; nothing has a default value."""
+    compose = _compose()
+    services = compose["services"]
+    gateway_env = services["gateway"]["environment"]
+    assert services["gateway"]["secrets"] == ["claims_signing_key"]
+    assert gateway_env["FRONTDOOR_CLAIMS_SIGNING_KEY_FILE"] == "/run/secrets/claims_signing_key"
+    assert ":?" in gateway_env["FRONTDOOR_SESSION_SECRET"]  # compose refuses to start without it
+    for name in service_names():
+        assert services[name]["secrets"] == ["claims_public_keys"], name
+        env = services[name]["environment"]
+        assert env["FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE"] == "/run/secrets/claims_public_keys"
+        assert "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE" not in env
+    assert set(compose["secrets"]) == {"claims_signing_key", "claims_public_keys"}
+    assert all("file" in spec for spec in compose["secrets"].values())
+
+    deployments = {d["metadata"]["name"]: d for d in _k8s_docs() if d["kind"] == "Deployment"}
+    for name in ["gateway", *service_names()]:
+        pod = deployments[f"frontdoor-{name}"]["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        if name == "gateway":
+            assert volumes["claims"]["secret"]["secretName"] == "frontdoor-claims-signing"
+            assert "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE" in env
+            session = env["FRONTDOOR_SESSION_SECRET"]["valueFrom"]["secretKeyRef"]
+            assert session["name"] == "frontdoor-gateway" and not session.get("optional")
+        else:
+            assert volumes["claims"]["configMap"]["name"] == "frontdoor-claims-public"
+            assert "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE" in env
+            assert "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE" not in env
+            assert "secret" not in volumes["claims"]
