@@ -71,6 +71,7 @@ GATEWAY_KV: Final = (
     subjects.CURSORS_BUCKET,
     subjects.SLACK_SEEN_BUCKET,
     subjects.SLACK_THREADS_BUCKET,
+    subjects.DELIVERED_BUCKET,
     subjects.HANDOFFS_BUCKET,
 )
 #: The gateway serves chart images from ``fd_charts`` (analysis renders them).

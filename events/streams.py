@@ -55,7 +55,7 @@ class BucketSpec:
 
 
 #: Every KV bucket, with its limits. JetStream reserves each stream's ``max_bytes`` in its store:
-#: with the streams' defaults, everything together reserves about 7.8 GiB (the deploy config's
+#: with the streams' defaults, everything together reserves about 8 GiB (the deploy config's
 #: server allows 10 GB). (a caller may give a shorter TTL of its own setting).
 BUCKETS: dict[str, BucketSpec] = {
     # dialogue state of one conversation: forgotten after 30 days of silence
@@ -63,6 +63,7 @@ BUCKETS: dict[str, BucketSpec] = {
     subjects.CURSORS_BUCKET: BucketSpec(16 * MIB),
     subjects.SLACK_SEEN_BUCKET: BucketSpec(64 * MIB, ttl=DAY),
     subjects.SLACK_THREADS_BUCKET: BucketSpec(64 * MIB, ttl=DAY),
+    subjects.DELIVERED_BUCKET: BucketSpec(256 * MIB, ttl=DAY),
     subjects.HANDOFFS_BUCKET: BucketSpec(64 * MIB, ttl=90 * DAY, max_value_size=64 * KIB),
     subjects.MODELS_POINTER_BUCKET: BucketSpec(16 * MIB, history=10),
 }

@@ -39,6 +39,8 @@ CHARTS_BUCKET: Final = "fd_charts"
 SLACK_SEEN_BUCKET: Final = "fd_slack_seen"
 #: Slack threads the bot answers in without a mention (entries expire after a quiet period).
 SLACK_THREADS_BUCKET: Final = "fd_slack_threads"
+#: REST replies handed out (by their call, or late), so several gateways hand each out once.
+DELIVERED_BUCKET: Final = "fd_delivered"
 #: Human hand-offs: conversation <-> Slack support thread, and who owns the conversation.
 HANDOFFS_BUCKET: Final = "fd_handoffs"
 

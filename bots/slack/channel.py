@@ -31,6 +31,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bots.identity import SLACK_PREFIX
 from bots.router import DeliverLater
+from bots.seen import SeenSet
 from bots.tracking import ObservedReply
 from bots.turns import IncomingMessage
 from bots.web.text import BadText, clean_text
@@ -38,7 +39,6 @@ from events.bus import Bus
 
 from .announce import AnnouncementRelay
 from .client import PERMANENT_ERRORS, build_web_client
-from .dedup import SeenSet
 from .format import QUICK_REPLY_ACTION, escape, from_slack, reply_blocks, reply_text
 from .handoff_mirror import HANDOFF_ACTION, HandoffMirror
 from .settings import ResolvedSlack, SlackConfigError

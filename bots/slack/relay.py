@@ -17,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 from nats.js.kv import KeyValue
 
+from bots.seen import SeenSet
 from events import subjects
 from events.bus import Bus
 from events.envelope import Envelope
-
-from .dedup import SeenSet
 
 log = logging.getLogger("frontdoor.slack.relay")
 

@@ -13,10 +13,9 @@ import logging
 import nats.js.errors
 from nats.js.kv import KeyValue
 
+from bots.seen import kv_key
 from events import subjects
 from events.bus import Bus
-
-from .dedup import kv_key
 
 log = logging.getLogger("frontdoor.slack.threads")
 

@@ -30,6 +30,7 @@ from bots.identity import SiteUser, Unauthenticated
 from bots.personas import BotRegistry, load_bots
 from bots.roles import RoleResolver
 from bots.router import ReplyRouter
+from bots.seen import SeenSet
 from bots.turns import Dialogue, TurnPipeline
 from bots.web.auth import unauthorized
 from bots.web.docs import add_docs
@@ -43,6 +44,7 @@ from bots.web.sessions import InvalidSession, Session, SessionSigner
 from bots.web.settings import WebSettings
 from bots.web.text import EdgeText
 from bots.web.websocket import websocket_router
+from events import subjects
 from events.bus import Bus
 from events.claims import ClaimIssuer
 from events.errors import BusError
@@ -86,7 +88,8 @@ class Gateway:
         )
         self.router = ReplyRouter(bus)
         self.rest = RestChannel(
-            settings.rest_pending_max, pending_ttl=settings.rest_pending_ttl_seconds
+            settings.rest_pending_max,
+            pending_ttl=settings.rest_pending_ttl_seconds,
         )
         self.router.register("rest", self.rest)
         self.signer = SessionSigner(
@@ -109,6 +112,10 @@ class Gateway:
     async def start(self) -> None:
         """Start following the bus (roles, hand-offs, replies) and the extra hooks."""
         await self.roles.start()
+        # REST replies are handed out once, whichever replica the caller reaches
+        self.rest.claims = await SeenSet.open(
+            self.bus, self.settings.rest_pending_ttl_seconds, subjects.DELIVERED_BUCKET
+        )
         await self.handoff.start()
         await self.router.start()
         for hook in self.on_start:

@@ -8,9 +8,14 @@ reach another caller's conversation by choosing a sender.
 
 One call = one turn: the answer lists that turn's replies in bus order (the bot's immediate
 messages plus the service's answer when an intent was sent), waiting up to
-``rest_turn_timeout``. Replies that come later (slow service, or published while the front door
-was down) are kept per sender and returned first by the next call, or by
-``GET /webhooks/rest/pending``.
+``rest_turn_timeout``. Replies that come later are kept per conversation and returned first by
+the next call, or by ``GET /webhooks/rest/pending``.
+
+With several gateways every replica reads every reply. Each reply is handed out once: the call
+that waits for it claims it before returning it, and late replies (kept by every replica) are
+claimed when a later call or poll takes them (claims in the KV bucket ``fd_delivered``, shared
+by the replicas). A retried call (same idempotency key) may claim its own turn's replies again:
+they are read back from the bus.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bots.identity import Principal
 from bots.personas import UnknownBot
+from bots.seen import SeenSet
 from bots.tracking import ObservedReply, TurnTracker
 from bots.turns import IncomingMessage, TurnPipeline
 from bots.web.errors import answers
@@ -36,6 +42,7 @@ from bots.web.limits import MessageTooLong, check_length
 from bots.web.text import EdgeText
 from events.envelope import Actor, Envelope
 from events.payloads import Reply
+from events.subjects import events_filter
 
 if TYPE_CHECKING:
     from bots.web.app import Gateway
@@ -131,7 +138,7 @@ def rest_json(sender: str, replies: list[Reply], headers: dict[str, str] | None 
 
 
 class RestChannel:
-    """The ``rest`` channel adapter: feeds waiting turns, keeps late replies per sender."""
+    """The ``rest`` channel adapter: feeds waiting turns, keeps late replies per conversation."""
 
     def __init__(
         self,
@@ -139,37 +146,49 @@ class RestChannel:
         max_senders: int = 50_000,
         *,
         pending_ttl: float = 24 * 3600.0,
-        returned_ttl: float = 3600.0,
     ) -> None:
         self.tracker = TurnTracker()
         self._pending_max = pending_max
         # Bounded and expiring: late replies nobody fetches go after ``pending_ttl`` (or, when
         # ``max_senders`` conversations hold some, the least recently used conversation's).
         self._pending: TTLCache[str, deque[ObservedReply]] = TTLCache(max_senders, pending_ttl)
-        #: replies handed to the caller directly, skipped when the router brings them
-        self._returned: TTLCache[uuid.UUID, None] = TTLCache(10_000, returned_ttl)
+        #: who handed out which reply, shared by every replica (set at start; None: one replica)
+        self.claims: SeenSet | None = None
 
     async def deliver(self, item: ObservedReply) -> None:
         """Router callback: a reply of a ``rest`` conversation, in bus order."""
-        if self.tracker.observe(item) is not None:
-            return
-        if item.envelope.id in self._returned:
-            del self._returned[item.envelope.id]
-            return
+        if self.tracker.observe(item) is not None or item.reply.status == "working":
+            return  # the waiting call returns it; a working note is only its own call's
         sender = item.envelope.conversation.id
         queue = self._pending.get(sender)
         if queue is None:
             queue = self._pending[sender] = deque(maxlen=self._pending_max)
         queue.append(item)
 
-    def take_pending(self, sender: str) -> list[ObservedReply]:
-        """Remove and return the late replies of ``sender`` (each is returned once)."""
+    async def take_pending(self, sender: str) -> list[ObservedReply]:
+        """Remove and return the late replies of ``sender`` that no call handed out yet."""
         queue = self._pending.pop(sender, None)
-        return list(queue) if queue else []
+        if not queue:
+            return []
+        return await self._claimed(list(queue), None)
 
-    def mark_returned(self, envelope_id: uuid.UUID) -> None:
-        """A reply already handed to the caller directly: skip it when the router brings it."""
-        self._returned[envelope_id] = None
+    async def _claimed(
+        self, items: list[ObservedReply], turn: uuid.UUID | None
+    ) -> list[ObservedReply]:
+        """The ``items`` this call may hand out: claimed now, or (``turn``: a retried call of
+        that turn) claimed by the same turn's call before."""
+        if self.claims is None or not items:
+            return items
+        claims = self.claims
+        won = await asyncio.gather(
+            *(
+                claims.claim("rest", item.envelope.id.hex)
+                if turn is None
+                else claims.claim_as(turn.hex, "rest", item.envelope.id.hex)
+                for item in items
+            )
+        )
+        return [item for item, mine in zip(items, won, strict=True) if mine]
 
     async def run_turn(
         self, pipeline: TurnPipeline, msg: IncomingMessage, timeout: float
@@ -181,6 +200,9 @@ class RestChannel:
             result = await pipeline.handle(msg)
             if result.duplicate:
                 return [], True
+            if result.replayed and result.received_seq is not None:
+                # It ran before (this is a retry): its replies may be on the bus already.
+                await self._read_back(pipeline, msg, result.received_seq)
             turn.expect(result.reply_ids, result.intent_ids)
             if not turn.complete:
                 with contextlib.suppress(TimeoutError):
@@ -188,7 +210,8 @@ class RestChannel:
                         await turn.done.wait()
         finally:
             self.tracker.end(cid)
-        replies = [item.reply for item in turn.replies]
+        seen = [item for item in turn.replies if item.reply.status != "working"]
+        replies = [item.reply for item in await self._claimed(seen, cid)]
         if not turn.complete:
             working = Envelope.new(
                 "reply",
@@ -199,10 +222,20 @@ class RestChannel:
                 causation_id=cid,
                 id=uuid.uuid5(cid, "working"),
             )
-            self.mark_returned(working.id)
             await pipeline.bus.publish(working)
             replies.append(working.payload_as(Reply))
         return replies, False
+
+    async def _read_back(self, pipeline: TurnPipeline, msg: IncomingMessage, since: int) -> None:
+        """Feed the turn the replies of its conversation stored since its message."""
+        flt = events_filter(
+            channel=msg.channel, conversation_id=msg.conversation_id, envelope_type="reply"
+        )
+        async for seq, env in pipeline.bus.tail(flt, since, stop_at_end=True):
+            if env.correlation_id != msg.envelope_id:
+                continue
+            with contextlib.suppress(ValueError):
+                self.tracker.observe(ObservedReply(seq, env, env.payload_as(Reply)))
 
 
 def _actor_of(msg: IncomingMessage) -> Actor:
@@ -281,7 +314,7 @@ def rest_router() -> APIRouter:
             gateway.pipeline, msg, gateway.settings.rest_turn_timeout
         )
         # Late replies of earlier turns come first; taken only now, so a failed turn loses none.
-        late = [item.reply for item in gateway.rest.take_pending(conversation)]
+        late = [item.reply for item in await gateway.rest.take_pending(conversation)]
         headers = {"X-Frontdoor-Duplicate": "1"} if duplicate else None
         return rest_json(recipient, [*late, *replies], headers)
 
@@ -300,6 +333,8 @@ def rest_router() -> APIRouter:
         gateway: Gateway = request.app.state.gateway
         conversation = conversation_of(principal, sender)
         recipient = sender or conversation
-        return [to_rest(recipient, item.reply) for item in gateway.rest.take_pending(conversation)]
+        return [
+            to_rest(recipient, item.reply) for item in await gateway.rest.take_pending(conversation)
+        ]
 
     return router

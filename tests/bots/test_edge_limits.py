@@ -3,6 +3,7 @@ on failed authentications, on every route, against a live gateway and a real nat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tracemalloc
 import uuid
@@ -267,14 +268,19 @@ async def test_rest_late_replies_are_bounded_and_expire() -> None:
     channel = RestChannel(pending_max=3, max_senders=100, pending_ttl=3600)
     for n in range(1_000):
         await channel.deliver(_reply(f"conv-{n % 500}", n))
-    assert len(channel._pending) <= 100
-    assert len(channel.take_pending("conv-499")) <= 3
+    for n in range(1_000, 1_010):
+        await channel.deliver(_reply("conv-499", n))
+    assert len(channel._pending) == 100
+    assert [r.reply.text for r in await channel.take_pending("conv-499")] == [
+        "r1007",
+        "r1008",
+        "r1009",
+    ]
     expiring = RestChannel(pending_max=3, pending_ttl=0.05)
     await expiring.deliver(_reply("c", 1))
-    import asyncio
-
+    assert len(expiring._pending) == 1
     await asyncio.sleep(0.1)
-    assert expiring.take_pending("c") == []
+    assert await expiring.take_pending("c") == []
 
 
 async def test_websocket_refused_on_an_address_over_its_limit(bus: Bus) -> None:

@@ -102,6 +102,7 @@ async def test_rest_replies_published_while_down_reach_the_next_poll_once(
             got: list[str] = []
             for _ in range(50):
                 page = await client.get("/webhooks/rest/pending")
+                assert page.status_code == 200, page.text
                 got += [m["text"] for m in page.json()]
                 if got:
                     break

@@ -37,7 +37,7 @@ async def test_two_gateways_post_each_reply_once_and_in_order(
 
 
 async def test_a_claim_held_by_a_dead_replica_is_taken_over_after_its_lease(bus: Bus) -> None:
-    from bots.slack.dedup import SeenSet
+    from bots.seen import SeenSet
 
     dead = await SeenSet.open(bus, 600)
     alive = await SeenSet.open(bus, 600)

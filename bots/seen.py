@@ -1,7 +1,9 @@
-"""Take each Slack event once, across retries and front-door replicas (NATS KV, with a TTL).
+"""Take each thing once across retries and front-door replicas (NATS KV, with a TTL).
 
-Slack retries an event it thinks was not acknowledged (``X-Slack-Retry-Num``) for about five
-minutes; a message that mentions the bot also arrives twice (``app_mention`` and ``message``).
+Used for Slack events and posts (bucket ``fd_slack_seen``) and for late REST replies
+(``fd_delivered``). Slack retries an event it thinks was not acknowledged
+(``X-Slack-Retry-Num``) for about five minutes; a message that mentions the bot also arrives
+twice (``app_mention`` and ``message``).
 ``SeenSet.claim(key)`` atomically creates ``key`` in a KV bucket whose entries expire after the
 dedup window: the first claimer wins, every later claim (another replica, a retry) is refused.
 The turn's ``message.received`` envelope id is derived from the same key as well, so even a claim
@@ -22,13 +24,14 @@ import time
 import uuid
 from typing import Literal
 
+import nats.errors
 import nats.js.errors
 from nats.js.kv import KeyValue
 
 from events import subjects
 from events.bus import Bus
 
-log = logging.getLogger("frontdoor.slack.dedup")
+log = logging.getLogger("frontdoor.seen")
 
 _KV_SAFE = re.compile(r"[^A-Za-z0-9_=-]")
 
@@ -61,9 +64,11 @@ class SeenSet:
         self._held: dict[str, int] = {}
 
     @classmethod
-    async def open(cls, bus: Bus, ttl_seconds: float) -> SeenSet:
-        """The set in ``SLACK_SEEN_BUCKET`` (created with ``ttl_seconds`` on first use)."""
-        return cls(await bus.key_value(subjects.SLACK_SEEN_BUCKET, ttl=ttl_seconds))
+    async def open(
+        cls, bus: Bus, ttl_seconds: float, bucket: str = subjects.SLACK_SEEN_BUCKET
+    ) -> SeenSet:
+        """The set in ``bucket`` (created on first use; ``ttl_seconds`` may shorten its TTL)."""
+        return cls(await bus.key_value(bucket, ttl=ttl_seconds))
 
     async def claim(self, *parts: str) -> bool:
         """True the first time ``parts`` is claimed within the window, False afterwards."""
@@ -74,8 +79,24 @@ class SeenSet:
             return False
         except nats.js.errors.Error as exc:
             # Fail open: the bus still drops the duplicate turn by its envelope id.
-            log.warning("slack seen-set unavailable (%s); relying on the bus duplicate window", exc)
+            log.warning("seen-set unavailable (%s); relying on the bus duplicate window", exc)
         return True
+
+    async def claim_as(self, holder: str, *parts: str) -> bool:
+        """Claim ``parts`` for ``holder``: True when it is new or already ``holder``'s (a retry
+        of the same holder claims again), False when someone else holds it."""
+        key = kv_key(*parts)
+        value = holder.encode()
+        try:
+            await self._kv.create(key, value)
+            return True
+        except nats.js.errors.KeyWrongLastSequenceError:
+            entry = await self._kv.get(key)
+            return bytes(entry.value or b"") == value
+        except (nats.js.errors.Error, nats.errors.TimeoutError) as exc:
+            # Fail open: rather handed out twice by two replicas than never.
+            log.warning("claims unavailable (%s); handing %s out unclaimed", exc, key)
+            return True
 
     async def begin(self, *parts: str) -> ClaimState:
         """Claim posting ``parts``: ``mine`` (go ahead, then ``finish``), ``done`` (posted
