@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,6 +16,7 @@ import pytest
 from fastapi import APIRouter
 
 from bots.web.app import create_gateway_app
+from bots.web.errors import ErrorReporter
 from events.bus import Bus
 from frontdoor.logs import add_secret, configure_logging, redact_text
 from tests.claims import TEST_ISSUER
@@ -79,15 +81,44 @@ async def test_unexpected_errors_are_500_with_a_reference_logged_once(bus: Bus) 
             body = r.json()
             assert set(body) == {"detail", "reference"} and "exploded" not in body["detail"]
             references.add(body["reference"])
-        assert len(references) == 10
+        # the repeats answer with the reference of the one logged: quoting it finds the trace
+        [reference] = references
         text = logs.getvalue()
         assert text.count("unexpected error") == 1, text  # once, then counted
         assert text.count("Traceback (most recent call last)") == 1
         assert "Exception in ASGI application" not in text  # uvicorn's own dump is bypassed
         assert "╭" not in text and "│" not in text  # plain text, not the rich renderer
+        assert f"unexpected error {reference} in GET /boom: RuntimeError" in text
         assert app.state.gateway.errors.repeats(RuntimeError) == 9
     finally:
         await live.stop()
+
+
+def test_repeats_are_counted_then_logged_in_one_line() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("test.errors.repeats")
+    logger.handlers[:] = [logging.StreamHandler(stream)]
+    logger.propagate = False
+    reporter = ErrorReporter(window=0.3, logger=logger)
+
+    def fail(where: str) -> str:
+        try:
+            raise ValueError("bad\nINFO forged line")
+        except ValueError as exc:
+            return reporter.report(exc, where)
+
+    first = [fail("GET /a\nforged") for _ in range(5)]
+    assert len(set(first)) == 1 and reporter.repeats(ValueError) == 4
+    reporter.flush()
+    for _ in range(100):  # the worker logs the count once the window is over
+        if "more times" in stream.getvalue():
+            break
+        time.sleep(0.05)
+    text = stream.getvalue()
+    assert f"unexpected error {first[0]} (ValueError at " in text
+    assert "happened 4 more times within 0.3 s" in text
+    assert "\nforged" not in text and "\nINFO forged" not in text  # one line per entry
+    assert fail("GET /a") != first[0]  # a new window: logged again, a new reference
 
 
 def test_the_redaction_safety_net() -> None:
