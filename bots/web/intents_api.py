@@ -200,7 +200,6 @@ def intents_router(
             await bus.publish(intent)
             reply_env = await asyncio.wait_for(answered, timeout)
         except TimeoutError:
-            waiter.forget(intent.correlation_id)
             return _error(
                 504,
                 f"No reply from the {service} service within {timeout:g}s. The intent is queued "
@@ -208,13 +207,14 @@ def intents_router(
                 correlation_id=str(intent.correlation_id),
             )
         except BusError as exc:
-            waiter.forget(intent.correlation_id)
             log.warning("intent %s not published: %s", intent.correlation_id, exc)
             return _error(
                 503,
                 "The message bus is not available right now; please retry.",
                 correlation_id=str(intent.correlation_id),
             )
+        finally:  # answered, timed out, failed, or the caller went away: nothing is left behind
+            waiter.forget(intent.correlation_id)
         reply = reply_env.payload_as(Reply)
         return JSONResponse(
             status_code=_HTTP_STATUS.get(reply.status, 200),
