@@ -300,11 +300,11 @@ async def build_gateway(
     add_service_doors(app, app.state.gateway, timeout=settings.intent_timeout)
     token = web_settings.metrics_token
     add_operational_routes(app, stack, metrics_token=token.get_secret_value() if token else None)
-    _never_log(web_settings, app)
+    never_log(web_settings, app)
     return app
 
 
-def _never_log(web: Any, app: FastAPI) -> None:
+def never_log(web: Any, app: FastAPI) -> None:
     """Register the gateway's configured secrets with the log redaction (``frontdoor.logs``)."""
     from frontdoor.logs import add_secret
 
