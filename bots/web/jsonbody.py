@@ -23,7 +23,7 @@ class JsonTooDeep(ValueError):
         self.limit = limit
 
 
-def may_exceed(raw: str | bytes, limit: int) -> bool:
+def may_exceed(raw: str | bytes | bytearray, limit: int) -> bool:
     """False when ``raw`` has at most ``limit`` opening brackets: its JSON cannot nest deeper
     (brackets inside strings only make this answer "maybe")."""
     if isinstance(raw, str):
