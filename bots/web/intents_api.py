@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from bots.identity import Principal
 from bots.web.auth import bearer_token
-from bots.web.errors import answers
+from bots.web.errors import ErrorOut, InternalOut, answers
 from bots.web.guard import authenticated
 from bots.web.jsonbody import JsonTooDeep, parse_json
 from bots.web.text import BadText, clean_json, printable
@@ -152,8 +152,17 @@ def intents_router(
         responses={
             202: {"model": IntentAnswer, "description": "Still working; the answer follows"},
             403: {"model": IntentAnswer, "description": "The caller lacks a role the action needs"},
-            **answers(401, 404, 413, 422, 429),
-            500: {"model": IntentAnswer, "description": "The handler failed; quote the reference"},
+            **answers(401, 404, 413, 429),
+            422: {
+                "model": ErrorOut | IntentAnswer,
+                "description": "The body is not JSON or not accepted (`detail`), or the service "
+                "refused the payload (its `invalid` reply)",
+            },
+            500: {
+                "model": IntentAnswer | InternalOut,
+                "description": "The handler failed (its `error` reply), or the gateway did "
+                "(`reference`); quote the reference",
+            },
             **answers(503, 504),
         },
     )
