@@ -8,16 +8,17 @@
   socket, which must answer every one and stay open;
 - hypothesis sends signed Slack requests of arbitrary JSON, which must be a 200 or a 400.
 
-The real management service answers its doors and intents, and checks the API key on every
-request; the other services' doors are answered by a stub that refuses every call as invalid
-(they would need their own stores and models here; the gateway's edge is what is fuzzed, and
-the services have their own tests).
+The real management, marketing and analysis services answer their doors and intents
+(management checks the API key on every request); generative's doors are answered by a stub
+that refuses every call as invalid (it would need its encoder and a language model here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from bots.web.intents_api import intents_router
 from events.bus import Bus
 from events.payloads import Reply
 from frontdoor.doors import add_service_doors, signed_call
-from tests.claims import TEST_ISSUER
+from tests.claims import TEST_ISSUER, signed_runner
 from tests.slack.conftest import SECRET, slack_settings
 from tests.slack.fake_slack import FakeSlack, sign
 
@@ -71,8 +72,10 @@ JSON = st.recursive(
 )
 
 
-#: The intents API's actions here: the test service's, and the real management service's.
-INTENTS = {"echo": {"ticket_create"}, "management": registry.service_actions()["management"]}
+#: Services that run for real here (generative would need its encoder and a model).
+REAL = ("management", "marketing", "analysis")
+#: The intents API's actions here: the test service's and the real services'.
+INTENTS = {"echo": {"ticket_create"}} | {s: registry.service_actions()[s] for s in REAL}
 
 
 async def _stub_call(
@@ -82,16 +85,42 @@ async def _stub_call(
 
 
 def _door_call(gateway: Any) -> RemoteCall:
-    """The doors reach the real management service (signed requests over NATS); the other
-    services, not running here, answer through a stub that refuses every call as invalid."""
+    """The doors reach the real services (signed requests over NATS); generative's answer
+    through a stub that refuses every call as invalid."""
     real = signed_call(gateway.services, timeout=10.0)
 
     async def call(service: str, action: str, payload: dict[str, Any], caller: DoorCaller) -> Reply:
-        if service == "management":
+        if service in REAL:
             return await real(service, action, payload, caller)
         return await _stub_call(service, action, payload, caller)
 
     return call
+
+
+@asynccontextmanager
+async def _marketing_and_analysis(bus: Bus, data_dir: Path) -> AsyncIterator[None]:
+    """The real marketing (SQLite in ``data_dir``) and analysis services on the test's bus."""
+    from backend_services.analysis.service import service as analysis
+    from backend_services.analysis.settings import AnalysisSettings
+    from backend_services.marketing.service import service as marketing
+    from backend_services.marketing.settings import MarketingSettings
+
+    runners = [
+        signed_runner(
+            marketing,
+            bus,
+            settings=MarketingSettings(database_url=f"sqlite+aiosqlite:///{data_dir}/m.db"),
+            instance="fuzz",
+        ),
+        signed_runner(analysis, bus, settings=AnalysisSettings(), instance="fuzz"),
+    ]
+    for runner in runners:
+        await runner.start()
+    try:
+        yield
+    finally:
+        for runner in runners:
+            await runner.stop(grace=2)
 
 
 async def _gateway(bus: Bus, fake: FakeSlack) -> tuple[LiveServer, Any]:
@@ -179,7 +208,10 @@ async def test_every_route_of_the_openapi_document(
     await fake.start()
     live, api = await _gateway(bus, fake)
     try:
-        async with management_with_api_key(bus, tmp_path) as management:
+        async with (
+            management_with_api_key(bus, tmp_path) as management,
+            _marketing_and_analysis(bus, tmp_path),
+        ):
             async with httpx.AsyncClient(base_url=live.url) as client:
                 document = (await client.get("/openapi.json")).json()
                 key = {"Authorization": f"Bearer {management.api_key}"}
