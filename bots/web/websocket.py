@@ -109,6 +109,8 @@ class WebConnection:
         """Serve the connection until the client goes away."""
         bus = self.gateway.pipeline.bus
         last_seq = await bus.last_sequence()
+        if since is not None and since > last_seq:
+            since = last_seq  # nothing newer exists (the bus was reset): resume from its end
         start = since + 1 if since is not None else last_seq + 1
         await self.send(
             {"type": "hello", "sender": self.sender, "since": since, "last_seq": last_seq}

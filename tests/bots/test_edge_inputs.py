@@ -122,8 +122,16 @@ async def test_bad_since_closes_with_a_reason(gateway: LiveServer) -> None:
             code, reason, _ = await close_of(f"{gateway.ws_url}?since={since}", guest.token)
             assert code == CLOSE_BAD_REQUEST, since
             assert reason.startswith("since must be a whole number from 0 to"), since
-        async with ws_session(gateway.ws_url, guest.token, since=5) as ws:
-            assert (await next_frame(ws, "hello"))["since"] == 5
+        # a since beyond the bus (reset, or made up) resumes from the bus's end: no reply lost
+        async with ws_session(gateway.ws_url, guest.token, since=2**63 - 2) as ws:
+            hello = await next_frame(ws, "hello")
+            assert hello["since"] == hello["last_seq"] < 2**63 - 2
+            await ws.send(json.dumps({"type": "message", "text": "still here", "client_id": "s1"}))
+            assert (await next_frame(ws, "reply"))["text"] == "echo: still here"
+        async with ws_session(gateway.ws_url, guest.token, since=1) as ws:
+            hello = await next_frame(ws, "hello")  # a since within the bus is kept
+            assert hello["since"] == 1 < hello["last_seq"]
+            assert (await next_frame(ws, "reply"))["text"] == "echo: still here"  # replayed
 
 
 async def test_binary_auth_frame_is_refused_with_a_reason(gateway: LiveServer) -> None:
