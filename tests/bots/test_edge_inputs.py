@@ -244,3 +244,48 @@ def _nested(depth: int) -> Any:
     for _ in range(depth):
         value = [value]
     return value
+
+
+# -- failures on our side ------------------------------------------------------------------------
+
+
+async def test_a_failing_turn_or_reply_stream_is_answered_never_silent(
+    gateway: LiveServer,
+) -> None:
+    """A turn that fails on our side gets an ``internal`` error frame with a reference and the
+    socket keeps serving; a reply stream that fails closes the socket with 1011 and a
+    reference (the client reconnects with ``since``)."""
+    gw = gateway.app.state.gateway
+    async with guest_client(gateway.url) as guest:
+        async with ws_session(gateway.ws_url, guest.token) as ws:
+            await next_frame(ws, "hello")
+            real = gw.pipeline.handle
+
+            async def broken(msg: Any) -> Any:
+                raise RuntimeError("the pipeline broke")
+
+            gw.pipeline.handle = broken
+            try:
+                await ws.send(json.dumps({"type": "message", "text": "one", "client_id": "f1"}))
+                error = await asyncio.wait_for(next_frame(ws, "error"), 10)
+            finally:
+                gw.pipeline.handle = real
+            assert error["code"] == "internal" and error["client_id"] == "f1"
+            assert "reference" in error["detail"]
+            await ws.send(json.dumps({"type": "message", "text": "two", "client_id": "f2"}))
+            reply = await asyncio.wait_for(next_frame(ws, "reply"), 10)
+            assert reply["text"] == "echo: two"  # the same socket still serves
+
+        bus = gw.pipeline.bus
+
+        def broken_tail(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the reply stream broke")
+
+        bus.tail = broken_tail
+        try:
+            code, reason, _ = await asyncio.wait_for(close_of(gateway.ws_url, guest.token), 10)
+        finally:
+            del bus.tail  # the class's method again
+    assert code == 1011
+    assert reason.startswith("the reply stream failed (reference ")
+    assert reason.endswith("); reconnect with since")
