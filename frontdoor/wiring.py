@@ -300,11 +300,11 @@ async def build_gateway(
     add_service_doors(app, app.state.gateway, timeout=settings.intent_timeout)
     token = web_settings.metrics_token
     add_operational_routes(app, stack, metrics_token=token.get_secret_value() if token else None)
-    _never_log(web_settings, app)
+    never_log(web_settings, app)
     return app
 
 
-def _never_log(web: Any, app: FastAPI) -> None:
+def never_log(web: Any, app: FastAPI) -> None:
     """Register the gateway's configured secrets with the log redaction (``frontdoor.logs``)."""
     from frontdoor.logs import add_secret
 
@@ -436,12 +436,19 @@ async def serve_http(
     await task
 
 
-def _announce(base: str, services: list[str], embedded: bool, split: bool = False) -> None:
+def _docs_line(app: FastAPI, base: str) -> str:
+    """Where the API docs are, or that they are closed (``FRONTDOOR_DOCS=off``)."""
+    return f"{base}/docs" if app.openapi_url else "off (FRONTDOOR_DOCS=off)"
+
+
+def _announce(
+    base: str, services: list[str], embedded: bool, split: bool = False, docs: str = ""
+) -> None:
     lines = [
         "",
         "Frontdoor is up.",
         f"  web widget : {base}/",
-        f"  API docs   : {base}/docs",
+        f"  API docs   : {docs or base + '/docs'}",
         f"  intents API: POST {base}/api/intents/<service>/<action>",
         f"  services   : {', '.join(services) or 'none'}"
         + (" (HTTP doors under /services)" if services else "")
@@ -517,7 +524,9 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
                 app,
                 settings,
                 stop,
-                lambda base: _announce(base, names, stack.server is not None, split),
+                lambda base: _announce(
+                    base, names, stack.server is not None, split, _docs_line(app, base)
+                ),
                 sock,
             )
         finally:
@@ -551,7 +560,7 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                     settings,
                     stop,
                     lambda base: print(
-                        f"gateway serving on {base} (docs: {base}/docs)", flush=True
+                        f"gateway serving on {base} (docs: {_docs_line(app, base)})", flush=True
                     ),
                     sock,
                 )

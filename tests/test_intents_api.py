@@ -17,7 +17,7 @@ from events.payloads import Reply
 from tests.bots.conftest import ScriptedDialogue, SimpleTurn, make_settings
 from tests.claims import TEST_ISSUER, verifier_for
 
-KNOWN = {"echo": {"say", "deny"}, "silent": {"wait"}}
+KNOWN = {"echo": {"say", "deny", "refuse", "fail"}, "silent": {"wait"}}
 
 
 async def _echo_worker(bus: Bus):
@@ -32,6 +32,11 @@ async def _echo_worker(bus: Bus):
         assert claims.allows(conv.channel, conv.id)
         if action == "deny":
             reply = Reply(text="no", status="denied", service="echo", action=action)
+        elif action == "refuse":
+            errors = [{"loc": ["text"], "msg": "Field required", "type": "missing"}]
+            reply = Reply(text="no text", status="invalid", service="echo", errors=errors)
+        elif action == "fail":
+            reply = Reply(text="failed", status="error", service="echo", reference="abcd1234")
         else:
             reply = Reply(
                 text=str(d.envelope.payload.get("text", "")),
@@ -156,3 +161,32 @@ async def test_every_string_is_cleaned_and_bad_text_or_deep_json_is_422(
         )
         assert r.status_code == 422, r.text[:200]
         assert "nested deeper than 32 levels" in r.json()["detail"]
+
+
+async def test_every_answer_is_the_one_the_openapi_document_lists(
+    client: httpx.AsyncClient,
+) -> None:
+    """The service's replies (ok, denied, invalid, error) and the gateway's own refusals each
+    have the status and body the OpenAPI document gives for them."""
+    import schemathesis
+
+    document = (await client.get("/openapi.json")).json()
+    operation = schemathesis.openapi.from_dict(document)["/api/intents/{service}/{action}"]["POST"]
+    answers = {
+        "say": 200,
+        "deny": 403,
+        "refuse": 422,  # the service's invalid reply
+        "fail": 500,  # the handler's error reply
+    }
+    for action, status in answers.items():
+        r = await client.post(f"/api/intents/echo/{action}", json={"text": "x"})
+        assert r.status_code == status, r.text
+        operation.validate_response(r)
+    raw = {"content-type": "application/json"}
+    for body, status in (("[1]", 422), ('{"text": "a\\ud800"}', 422), ("{", 422)):
+        r = await client.post("/api/intents/echo/say", content=body, headers=raw)
+        assert r.status_code == status, r.text
+        operation.validate_response(r)  # the gateway's own 422: a detail
+    r = await client.post("/api/intents/nosuch/thing", json={})
+    assert r.status_code == 404
+    operation.validate_response(r)

@@ -24,6 +24,7 @@ from frontdoor.local_nats import credentials_dir
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 90.0
 EXIT_TIMEOUT = 30.0
+METRICS_TOKEN = "metrics-token-of-the-smoke-test-0123"
 
 
 def _alive(pid: int) -> bool:
@@ -79,6 +80,25 @@ def _child_nats_user(pid: int, data_dir: Path) -> str:
     return user
 
 
+def _docs_and_metrics(base: str, *, closed: bool) -> None:
+    """Open by default; with FRONTDOOR_DOCS=off and FRONTDOOR_METRICS_TOKEN, no /docs nor
+    /openapi.json, and /metrics only for the token."""
+    for path in ("/docs", "/openapi.json"):
+        assert httpx.get(f"{base}{path}", timeout=5).status_code == (404 if closed else 200)
+    metrics = httpx.get(f"{base}/metrics/", timeout=5)
+    if not closed:
+        assert metrics.status_code == 200 and "python_info" in metrics.text
+        return
+    assert metrics.status_code == 401 and metrics.headers["www-authenticate"] == "Bearer"
+    assert METRICS_TOKEN not in metrics.text
+    wrong = httpx.get(f"{base}/metrics/", headers={"Authorization": "Bearer x"}, timeout=5)
+    assert wrong.status_code == 401
+    right = httpx.get(
+        f"{base}/metrics/", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5
+    )
+    assert right.status_code == 200 and "python_info" in right.text
+
+
 def _kill_management_and_see_it_restarted(base: str, pid: int) -> None:
     """SIGKILL the management child: /healthz shows it down, then back with a new pid."""
     os.kill(pid, signal.SIGKILL)
@@ -102,6 +122,8 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "FRONTDOOR_NATS_URL")}
     env.update(FRONTDOOR_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+    if split:  # the closed shape: no /docs, /metrics only with the token
+        env.update(FRONTDOOR_DOCS="off", FRONTDOOR_METRICS_TOKEN=METRICS_TOKEN)
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -139,7 +161,7 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
         nats_pid = int(pid_file.read_text())
         assert _alive(nats_pid)
         assert "Frontdoor is up." in log_path.read_text()
-        assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
+        _docs_and_metrics(base, closed=split)
         assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the web widget
 
         # A visitor: a guest session (no credential at all is a 401).

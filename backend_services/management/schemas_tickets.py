@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from backend_services.management.lifecycle import Priority, Status, label
 
 _TAG = r"^[a-z0-9][a-z0-9_:-]{0,63}$"
+#: The largest row number or offset the databases hold (PostgreSQL ``integer``); larger ones
+#: are invalid input, not a database error.
+MAX_ID = 2**31 - 1
 
 
 def _ticket_number(value: Any) -> Any:
@@ -30,7 +33,7 @@ class _In(BaseModel):
 class TicketRef(_In):
     """Which ticket: its number (``42`` or ``"#42"``)."""
 
-    ticket: int = Field(ge=1, description="Ticket number, e.g. 42 or '#42'")
+    ticket: int = Field(ge=1, le=MAX_ID, description="Ticket number, e.g. 42 or '#42'")
 
     _num = field_validator("ticket", mode="before")(_ticket_number)
 
@@ -79,7 +82,7 @@ class TicketSearch(_In):
     text: str | None = Field(default=None, max_length=200, description="Words in subject/body")
     tag: str | None = None
     limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_ID)
 
     @field_validator("status", "priority", mode="before")
     @classmethod
@@ -145,7 +148,7 @@ class TicketEscalate(TicketRef):
 class TicketMerge(TicketRef):
     """Merge the duplicate ``ticket`` into ``into`` (the duplicate is closed)."""
 
-    into: int = Field(ge=1)
+    into: int = Field(ge=1, le=MAX_ID)
 
     _into = field_validator("into", mode="before")(_ticket_number)
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 
 from backend_services.management.identities import parse_identity
 from backend_services.management.lifecycle import Role
+from backend_services.management.schemas_tickets import MAX_ID
 
 _HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
@@ -106,7 +107,7 @@ class ApiKeyCreate(UserRef):
 class ApiKeyRevoke(_In):
     """Revoke an API key by its id."""
 
-    key_id: int = Field(ge=1)
+    key_id: int = Field(ge=1, le=MAX_ID)
 
 
 class ResolveActor(_In):

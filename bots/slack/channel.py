@@ -255,7 +255,14 @@ class SlackChannel:
             and self.handoff
             and (record := await self.handoff.for_thread(channel, str(thread_ts))) is not None
         ):
-            await self.handoff.agent_message(record, user_id=event["user"], text=text, ts=ts)
+            try:  # the agent's words go to the user: the edge's text rule applies
+                agent_text = clean_text(text)
+            except BadText:
+                log.info("Slack message %s ignored: its text is not valid Unicode", ts)
+                return
+            await self.handoff.agent_message(
+                record, user_id=str(event["user"]), text=agent_text, ts=ts
+            )
             return
         if not (mentioned or is_dm or follow_up):
             return

@@ -8,8 +8,8 @@
   reference), never a dropped connection; the server's own traceback logging is bypassed.
 - ``ErrorReporter``: logs each unexpected error once, compactly (type, place, a short plain
   traceback) from a worker thread, so the event loop never renders tracebacks; repeats of the
-  same error (same type and place) within ``window`` seconds are counted, not logged, and the
-  count is reported with the next one logged.
+  same error (same type and place) within ``window`` seconds share its reference and are
+  counted, not logged; their number is logged in one line when the window is over.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import queue
 import threading
 import traceback
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from cachetools import TTLCache
@@ -86,34 +87,74 @@ def validation_response(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": field_errors(exc.errors())}, status_code=422)
 
 
+@dataclass
+class _Seen:
+    """An error logged in the current window: its reference and the repeats not logged."""
+
+    reference: str
+    repeats: int = 0
+
+
+#: ``("error", reference, exception, where)`` or ``("repeats", reference, kind, count)``
+_Job = tuple[str, str, Any, Any]
+
+
+class _Window(TTLCache[tuple[str, str], _Seen]):
+    """The kinds logged in the current window; what leaves it (expired, or evicted when full)
+    is kept in ``gone`` until its repeats are logged."""
+
+    def __init__(self, maxsize: int, ttl: float) -> None:
+        super().__init__(maxsize, ttl)
+        self.gone: list[tuple[tuple[str, str], _Seen]] = []
+
+    def expire(self, time: float | None = None) -> list[tuple[tuple[str, str], _Seen]]:
+        expired = list(super().expire(time))
+        self.gone.extend(expired)
+        return expired
+
+    def popitem(self) -> tuple[tuple[str, str], _Seen]:
+        item = super().popitem()
+        self.gone.append(item)
+        return item
+
+
 class ErrorReporter:
-    """Logs unexpected errors compactly, once per kind per window, from a worker thread."""
+    """Logs unexpected errors compactly, once per kind per window, from a worker thread.
+
+    A kind is the exception's type and the place it was raised. The first error of a kind is
+    logged with a fresh reference; the same kind again within ``window`` seconds answers with
+    that same reference (whoever quotes it finds the traceback) and is only counted; the worker
+    logs the count in one line once the window is over.
+    """
 
     def __init__(self, window: float = 60.0, logger: logging.Logger | None = None) -> None:
         self.window = window
         self.log = logger or log
-        self._recent: TTLCache[tuple[str, str], int] = TTLCache(1024, window)
-        self._queue: queue.SimpleQueue[tuple[str, BaseException, str] | None] = queue.SimpleQueue()
+        self._recent = _Window(1024, window)
+        self._recent_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._flushed: threading.Event | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def report(self, exc: BaseException, where: str) -> str:
         """Note ``exc`` (raised while serving ``where``); return its reference."""
-        reference = uuid.uuid4().hex[:12]
         key = (type(exc).__qualname__, _place(exc))
-        seen = self._recent.get(key)
-        if seen is not None:
-            self._recent[key] = seen + 1  # a repeat within the window: counted, not logged
-            return reference
-        self._recent[key] = 0
-        self._start()
-        self._queue.put((reference, exc, where))
+        with self._recent_lock:
+            seen = self._recent.get(key)
+            if seen is not None:
+                seen.repeats += 1  # a repeat within the window: counted, not logged
+                return seen.reference
+            reference = uuid.uuid4().hex[:12]
+            self._recent[key] = _Seen(reference)
+        self._put(("error", reference, exc, where))
         return reference
 
     def repeats(self, exc_type: type[BaseException]) -> int:
-        """How many errors of ``exc_type`` were not logged as repeats (in the window)."""
-        return sum(n for (name, _), n in self._recent.items() if name == exc_type.__qualname__)
+        """How many errors of ``exc_type`` were counted, not logged (in the window)."""
+        name = exc_type.__qualname__
+        with self._recent_lock:
+            return sum(seen.repeats for (kind, _), seen in self._recent.items() if kind == name)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until what was reported so far is logged (tests, shutdown)."""
@@ -123,37 +164,76 @@ class ErrorReporter:
         self._queue.put(None)
         done.wait(timeout)
 
-    def _start(self) -> None:
+    def _put(self, job: _Job) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="frontdoor-error-log", daemon=True
                 )
                 self._thread.start()
+        self._queue.put(job)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                if self._flushed is not None:
-                    self._flushed.set()
-                continue
-            reference, exc, where = item
             try:
-                frames = traceback.format_exception(exc, limit=-TRACEBACK_FRAMES, chain=False)
-                trace = "".join(frames).rstrip()
+                job = self._queue.get(timeout=self.window)
+            except queue.Empty:
+                job = None
+            try:
+                if job is not None:
+                    self._write(job)
+                self._log_repeats()
             except Exception:  # never let reporting fail
-                trace = f"{type(exc).__name__}"
+                pass
+            if job is None and self._flushed is not None:
+                self._flushed.set()
+
+    def _log_repeats(self) -> None:
+        with self._recent_lock:
+            self._recent.expire()
+            gone, self._recent.gone = self._recent.gone, []
+        for (name, place), seen in gone:
+            if seen.repeats:
+                self._write(("repeats", seen.reference, f"{name} at {place}", seen.repeats))
+
+    def _write(self, job: _Job) -> None:
+        if job[0] == "repeats":
+            _, reference, kind, count = job
             self.log.error(
-                "unexpected error %s in %s: %s: %s (the same error again within %g s is "
-                "not logged)\n%s",
+                "unexpected error %s (%s) happened %d more times within %g s",
                 reference,
-                where,
-                type(exc).__name__,
-                printable(exc)[:300],
+                oneline(str(kind)),
+                count,
                 self.window,
-                trace,
             )
+            return
+        _, reference, exc, where = job
+        try:  # the frames only: the message, a caller's text perhaps, is on the first line
+            frames = traceback.extract_tb(exc.__traceback__)[-TRACEBACK_FRAMES:]
+            trace = "Traceback (most recent call last):\n" + "".join(
+                traceback.format_list(frames)
+            ).rstrip("\n")
+        except Exception:
+            trace = ""
+        self.log.error(
+            "unexpected error %s in %s: %s: %s (the same error again within %g s answers "
+            "with this reference and is counted, not logged)\n%s",
+            reference,
+            oneline(str(where)),
+            type(exc).__name__,
+            oneline(printable(exc)),
+            self.window,
+            trace,
+        )
+
+
+def oneline(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters, its line breaks and other controls escaped (a
+    caller's path or message cannot forge log lines)."""
+    text = text[:limit]
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _place(exc: BaseException) -> str:

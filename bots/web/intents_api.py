@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from bots.identity import Principal
 from bots.web.auth import bearer_token
-from bots.web.errors import answers
+from bots.web.errors import ErrorOut, InternalOut, answers
 from bots.web.guard import authenticated
 from bots.web.jsonbody import JsonTooDeep, parse_json
 from bots.web.text import BadText, clean_json, printable
@@ -152,8 +152,17 @@ def intents_router(
         responses={
             202: {"model": IntentAnswer, "description": "Still working; the answer follows"},
             403: {"model": IntentAnswer, "description": "The caller lacks a role the action needs"},
-            **answers(401, 404, 413, 422, 429),
-            500: {"model": IntentAnswer, "description": "The handler failed; quote the reference"},
+            **answers(401, 404, 413, 429),
+            422: {
+                "model": ErrorOut | IntentAnswer,
+                "description": "The body is not JSON or not accepted (`detail`), or the service "
+                "refused the payload (its `invalid` reply)",
+            },
+            500: {
+                "model": IntentAnswer | InternalOut,
+                "description": "The handler failed (its `error` reply), or the gateway did "
+                "(`reference`); quote the reference",
+            },
             **answers(503, 504),
         },
     )
@@ -200,7 +209,6 @@ def intents_router(
             await bus.publish(intent)
             reply_env = await asyncio.wait_for(answered, timeout)
         except TimeoutError:
-            waiter.forget(intent.correlation_id)
             return _error(
                 504,
                 f"No reply from the {service} service within {timeout:g}s. The intent is queued "
@@ -208,13 +216,14 @@ def intents_router(
                 correlation_id=str(intent.correlation_id),
             )
         except BusError as exc:
-            waiter.forget(intent.correlation_id)
             log.warning("intent %s not published: %s", intent.correlation_id, exc)
             return _error(
                 503,
                 "The message bus is not available right now; please retry.",
                 correlation_id=str(intent.correlation_id),
             )
+        finally:  # answered, timed out, failed, or the caller went away: nothing is left behind
+            waiter.forget(intent.correlation_id)
         reply = reply_env.payload_as(Reply)
         return JSONResponse(
             status_code=_HTTP_STATUS.get(reply.status, 200),

@@ -2,7 +2,9 @@
 
 ``json.loads`` recurses once per nesting level: 20,000 ``[`` exhaust the interpreter's stack
 (``RecursionError``). ``parse_json`` refuses nesting deeper than ``max_depth`` (32 by default,
-``FRONTDOOR_MAX_JSON_DEPTH``) with ``JsonTooDeep``, whatever the body's size.
+``FRONTDOOR_MAX_JSON_DEPTH``) with ``JsonTooDeep``, whatever the body's size. A text with no
+more opening brackets than the limit cannot nest deeper, so the common small body or frame
+skips the check (``may_exceed``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ class JsonTooDeep(ValueError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the JSON is nested deeper than {limit} levels")
         self.limit = limit
+
+
+def may_exceed(raw: str | bytes | bytearray, limit: int) -> bool:
+    """False when ``raw`` has at most ``limit`` opening brackets: its JSON cannot nest deeper
+    (brackets inside strings only make this answer "maybe")."""
+    if isinstance(raw, str):
+        return raw.count("[") + raw.count("{") > limit
+    return raw.count(b"[") + raw.count(b"{") > limit
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:
@@ -41,6 +51,8 @@ def depth_exceeds(value: Any, limit: int) -> bool:
 def parse_json(raw: str | bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """``json.loads(raw)``; ``JsonTooDeep`` beyond ``max_depth`` levels, ``ValueError`` (with
     ``json.JSONDecodeError`` / ``UnicodeDecodeError``) for what is not JSON."""
+    if not may_exceed(raw, max_depth):
+        return json.loads(raw)
     try:
         value = json.loads(raw)
     except RecursionError:

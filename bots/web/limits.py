@@ -6,7 +6,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bots.web.jsonbody import DEFAULT_MAX_DEPTH, JsonTooDeep, parse_json
+from bots.web.jsonbody import DEFAULT_MAX_DEPTH, JsonTooDeep, may_exceed, parse_json
 from events.errors import FrontdoorError
 
 
@@ -61,7 +61,7 @@ class BodySizeLimit:
                 return
             if not message.get("more_body", False):
                 break
-        if body and _is_json(content_type):
+        if body and _is_json(content_type) and may_exceed(body, self.max_depth):
             try:
                 parse_json(bytes(body), self.max_depth)
             except JsonTooDeep as exc:

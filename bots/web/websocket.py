@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.websockets import WebSocketState
 
 from bots.personas import UnknownBot
 from bots.tasks import cancel_and_wait
@@ -39,10 +39,11 @@ from events.subjects import events_filter
 if TYPE_CHECKING:
     from bots.web.app import Gateway
 
-log = logging.getLogger("frontdoor.web.ws")
 
 WORKING_TEXT = "Still working on it — I'll follow up here."
 CLOSE_UNAUTHORIZED = 4401
+#: Close code of a connection that failed on our side; the reason carries a reference.
+CLOSE_INTERNAL = 1011
 #: Close code of a socket refused by a limit (rate, connections); the reason says which.
 CLOSE_TOO_MANY = 4429
 #: Close code of a bad connection request (e.g. ``since``); the reason says what is wrong.
@@ -99,6 +100,13 @@ class WebConnection:
         self._turns: asyncio.Queue[IncomingMessage] = asyncio.Queue(maxsize=100)
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.Task[None]] = set()
+        #: how to close when the connection ends on our side (code, reason); a normal close else
+        self.close_with: tuple[int, str] | None = None
+
+    @property
+    def gone(self) -> bool:
+        """True once the socket is closed (by the client or by us)."""
+        return WebSocketState.DISCONNECTED in (self.ws.client_state, self.ws.application_state)
 
     async def send(self, frame: dict[str, Any]) -> None:
         """Send one JSON frame (one writer at a time)."""
@@ -109,6 +117,8 @@ class WebConnection:
         """Serve the connection until the client goes away."""
         bus = self.gateway.pipeline.bus
         last_seq = await bus.last_sequence()
+        if since is not None and since > last_seq:
+            since = last_seq  # nothing newer exists (the bus was reset): resume from its end
         start = since + 1 if since is not None else last_seq + 1
         await self.send(
             {"type": "hello", "sender": self.sender, "since": since, "last_seq": last_seq}
@@ -141,10 +151,16 @@ class WebConnection:
                 turn = self.tracker.observe(item)
                 if turn is not None and turn.complete:
                     await self._finish(turn)
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except (WebSocketDisconnect, OSError):
             return
-        except Exception:
-            log.exception("reply stream of %s failed; closing the socket", self.sender)
+        except Exception as exc:
+            if self.gone:
+                return  # a send after the client left
+            reference = self.gateway.errors.report(exc, f"WS reply stream of {self.sender}")
+            self.close_with = (
+                CLOSE_INTERNAL,
+                f"the reply stream failed (reference {reference}); reconnect with since",
+            )
 
     async def _finish(self, turn: TrackedTurn) -> None:
         if self.tracker.end(turn.correlation_id) is not None:
@@ -246,11 +262,17 @@ class WebConnection:
             msg = await self._turns.get()
             try:
                 await self._run_turn(msg)
-            except (WebSocketDisconnect, RuntimeError):
+            except WebSocketDisconnect:
                 return
-            except Exception:
-                log.exception("web turn failed for %s", self.sender)
-                await self._error("internal", "sorry, that message could not be processed")
+            except Exception as exc:
+                if self.gone:
+                    return  # a send after the client left
+                reference = self.gateway.errors.report(exc, f"WS turn of {self.sender}")
+                await self._error(
+                    "internal",
+                    f"sorry, that message could not be processed (reference {reference})",
+                    msg.message_id,
+                )
 
     async def _run_turn(self, msg: IncomingMessage) -> None:
         cid = msg.envelope_id
@@ -378,8 +400,11 @@ async def _serve(gateway: Gateway, websocket: WebSocket, address: str, since: in
     except WebSocketDisconnect:
         pass
     finally:
-        with contextlib.suppress(Exception):
-            await websocket.close()
+        if connection.close_with is not None:
+            await _close(websocket, *connection.close_with)
+        else:
+            with contextlib.suppress(Exception):
+                await websocket.close()
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

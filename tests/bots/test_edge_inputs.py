@@ -122,8 +122,16 @@ async def test_bad_since_closes_with_a_reason(gateway: LiveServer) -> None:
             code, reason, _ = await close_of(f"{gateway.ws_url}?since={since}", guest.token)
             assert code == CLOSE_BAD_REQUEST, since
             assert reason.startswith("since must be a whole number from 0 to"), since
-        async with ws_session(gateway.ws_url, guest.token, since=5) as ws:
-            assert (await next_frame(ws, "hello"))["since"] == 5
+        # a since beyond the bus (reset, or made up) resumes from the bus's end: no reply lost
+        async with ws_session(gateway.ws_url, guest.token, since=2**63 - 2) as ws:
+            hello = await next_frame(ws, "hello")
+            assert hello["since"] == hello["last_seq"] < 2**63 - 2
+            await ws.send(json.dumps({"type": "message", "text": "still here", "client_id": "s1"}))
+            assert (await next_frame(ws, "reply"))["text"] == "echo: still here"
+        async with ws_session(gateway.ws_url, guest.token, since=1) as ws:
+            hello = await next_frame(ws, "hello")  # a since within the bus is kept
+            assert hello["since"] == 1 < hello["last_seq"]
+            assert (await next_frame(ws, "reply"))["text"] == "echo: still here"  # replayed
 
 
 async def test_binary_auth_frame_is_refused_with_a_reason(gateway: LiveServer) -> None:
@@ -220,11 +228,15 @@ async def test_deeply_nested_json_is_refused_with_a_reason(gateway: LiveServer) 
             )
             assert r.status_code == 422, (path, r.status_code, r.text[:200])
             assert r.json()["detail"] == "the JSON is nested deeper than 32 levels"
-        ok = json.dumps({"message": "hi", "metadata": {"x": _nested(20)}})
-        r = await guest.client.post(
-            "/webhooks/rest/webhook", content=ok, headers={"content-type": "application/json"}
-        )
-        assert r.status_code == 200
+        # nesting up to the limit passes, and so do brackets inside strings
+        for ok in (
+            json.dumps({"message": "hi", "metadata": {"x": _nested(20)}}),
+            json.dumps({"message": "[{" * 100, "metadata": {"name": "{[" * 100}}),
+        ):
+            r = await guest.client.post(
+                "/webhooks/rest/webhook", content=ok, headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 200, r.text
 
 
 def _nested(depth: int) -> Any:
@@ -232,3 +244,48 @@ def _nested(depth: int) -> Any:
     for _ in range(depth):
         value = [value]
     return value
+
+
+# -- failures on our side ------------------------------------------------------------------------
+
+
+async def test_a_failing_turn_or_reply_stream_is_answered_never_silent(
+    gateway: LiveServer,
+) -> None:
+    """A turn that fails on our side gets an ``internal`` error frame with a reference and the
+    socket keeps serving; a reply stream that fails closes the socket with 1011 and a
+    reference (the client reconnects with ``since``)."""
+    gw = gateway.app.state.gateway
+    async with guest_client(gateway.url) as guest:
+        async with ws_session(gateway.ws_url, guest.token) as ws:
+            await next_frame(ws, "hello")
+            real = gw.pipeline.handle
+
+            async def broken(msg: Any) -> Any:
+                raise RuntimeError("the pipeline broke")
+
+            gw.pipeline.handle = broken
+            try:
+                await ws.send(json.dumps({"type": "message", "text": "one", "client_id": "f1"}))
+                error = await asyncio.wait_for(next_frame(ws, "error"), 10)
+            finally:
+                gw.pipeline.handle = real
+            assert error["code"] == "internal" and error["client_id"] == "f1"
+            assert "reference" in error["detail"]
+            await ws.send(json.dumps({"type": "message", "text": "two", "client_id": "f2"}))
+            reply = await asyncio.wait_for(next_frame(ws, "reply"), 10)
+            assert reply["text"] == "echo: two"  # the same socket still serves
+
+        bus = gw.pipeline.bus
+
+        def broken_tail(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the reply stream broke")
+
+        bus.tail = broken_tail
+        try:
+            code, reason, _ = await asyncio.wait_for(close_of(gateway.ws_url, guest.token), 10)
+        finally:
+            del bus.tail  # the class's method again
+    assert code == 1011
+    assert reason.startswith("the reply stream failed (reference ")
+    assert reason.endswith("); reconnect with since")

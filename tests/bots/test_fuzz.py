@@ -1,21 +1,25 @@
 """Fuzzing the edge, bounded in time and seeded (derandomized), against a live gateway:
 
 - schemathesis generates requests for every operation of the gateway's OpenAPI document (the
-  web routes, the intents API, every service door) with a session token, so guarded routes are
-  reached, and checks that no answer is a 5xx and each status, content type and body is one the
-  document lists;
+  web routes, the intents API, every service door) with an admin's API key, so guarded routes
+  are reached, and checks that no answer is a 5xx and each status, content type and body is one
+  the document lists;
 - hypothesis sends arbitrary WebSocket frames (binary, text, JSON of any shape) on an open
   socket, which must answer every one and stay open;
 - hypothesis sends signed Slack requests of arbitrary JSON, which must be a 200 or a 400.
 
-The services behind the doors are replaced by a stub that refuses every call as invalid (the
-gateway's edge is what is fuzzed here; the services have their own tests).
+The real management, marketing and analysis services answer their doors and intents
+(management checks the API key on every request); generative's doors are answered by a stub
+that refuses every call as invalid (it would need its encoder and a language model here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,17 +35,19 @@ from schemathesis.specs.openapi.checks import (
 )
 from websockets.sync.client import connect
 
-from backend_services.runtime import DoorCaller
+from backend_services import registry
+from backend_services.runtime import DoorCaller, RemoteCall
 from bots.web.app import create_gateway_app
 from bots.web.intents_api import intents_router
 from events.bus import Bus
 from events.payloads import Reply
-from frontdoor.doors import add_service_doors
-from tests.claims import TEST_ISSUER
+from frontdoor.doors import add_service_doors, signed_call
+from tests.claims import TEST_ISSUER, signed_runner
 from tests.slack.conftest import SECRET, slack_settings
 from tests.slack.fake_slack import FakeSlack, sign
 
 from .conftest import LiveServer, ScriptedDialogue, SimpleTurn, make_settings
+from .management import management_with_api_key
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -66,16 +72,61 @@ JSON = st.recursive(
 )
 
 
+#: Services that run for real here (generative would need its encoder and a model).
+REAL = ("management", "marketing", "analysis")
+#: The intents API's actions here: the test service's and the real services'.
+INTENTS = {"echo": {"ticket_create"}} | {s: registry.service_actions()[s] for s in REAL}
+
+
 async def _stub_call(
     service: str, action: str, payload: dict[str, Any], caller: DoorCaller
 ) -> Reply:
     return Reply(text="stub", status="invalid", service=service, action=action, errors=[{}])
 
 
+def _door_call(gateway: Any) -> RemoteCall:
+    """The doors reach the real services (signed requests over NATS); generative's answer
+    through a stub that refuses every call as invalid."""
+    real = signed_call(gateway.services, timeout=10.0)
+
+    async def call(service: str, action: str, payload: dict[str, Any], caller: DoorCaller) -> Reply:
+        if service in REAL:
+            return await real(service, action, payload, caller)
+        return await _stub_call(service, action, payload, caller)
+
+    return call
+
+
+@asynccontextmanager
+async def _marketing_and_analysis(bus: Bus, data_dir: Path) -> AsyncIterator[None]:
+    """The real marketing (SQLite in ``data_dir``) and analysis services on the test's bus."""
+    from backend_services.analysis.service import service as analysis
+    from backend_services.analysis.settings import AnalysisSettings
+    from backend_services.marketing.service import service as marketing
+    from backend_services.marketing.settings import MarketingSettings
+
+    runners = [
+        signed_runner(
+            marketing,
+            bus,
+            settings=MarketingSettings(database_url=f"sqlite+aiosqlite:///{data_dir}/m.db"),
+            instance="fuzz",
+        ),
+        signed_runner(analysis, bus, settings=AnalysisSettings(), instance="fuzz"),
+    ]
+    for runner in runners:
+        await runner.start()
+    try:
+        yield
+    finally:
+        for runner in runners:
+            await runner.stop(grace=2)
+
+
 async def _gateway(bus: Bus, fake: FakeSlack) -> tuple[LiveServer, Any]:
     from bots.slack import attach_slack
 
-    api = intents_router(bus, known_actions={"echo": {"ticket_create"}}, timeout=3.0)
+    api = intents_router(bus, known_actions=INTENTS, timeout=10.0)
     app = create_gateway_app(
         bus,
         ScriptedDialogue(),
@@ -84,14 +135,43 @@ async def _gateway(bus: Bus, fake: FakeSlack) -> tuple[LiveServer, Any]:
         routers=[api],
         turn_factory=SimpleTurn,
     )
-    add_service_doors(app, app.state.gateway, timeout=3.0, call=_stub_call)
+    add_service_doors(app, app.state.gateway, timeout=10.0, call=_door_call(app.state.gateway))
     assert attach_slack(app, slack_settings(fake)) is not None
     live = LiveServer(app)
     await live.start()
     return live, api
 
 
-def _fuzz_openapi(document: dict[str, Any], base_url: str, token: str) -> list[str]:
+#: Management actions that can take the fuzzer's own credential away (change its user's roles
+#: or identities, revoke its key): fuzzed last, in this order, after every other operation.
+_LAST = ("user_update", "user_unlink_identity", "user_set_roles", "api_key_revoke")
+#: Examples per operation: more where one route leads to many (the intents API, the webhook).
+_EXAMPLES = {"/api/intents/{service}/{action}": 80, "/webhooks/rest/webhook": 20}
+
+
+def _order(operation: Any) -> tuple[int, str]:
+    name = operation.path.rsplit("/", 1)[-1]
+    return (_LAST.index(name) + 1 if name in _LAST else 0, operation.path)
+
+
+def _strategy(operation: Any, intents: list[tuple[str, str]]) -> Any:
+    """The operation's cases; those of the intents API name a known action half the time
+    (random names are all 404s)."""
+    cases = operation.as_strategy()
+    if "{service}" not in operation.path:
+        return cases
+
+    def named(pair: tuple[Any, tuple[str, str]]) -> Any:
+        case, (service, action) = pair
+        case.path_parameters = {"service": service, "action": action}
+        return case
+
+    return st.one_of(cases, st.tuples(cases, st.sampled_from(intents)).map(named))
+
+
+def _fuzz_openapi(
+    document: dict[str, Any], base_url: str, token: str, intents: list[tuple[str, str]]
+) -> list[str]:
     schema = schemathesis.openapi.from_dict(document)
     checks = [
         not_a_server_error,
@@ -100,13 +180,11 @@ def _fuzz_openapi(document: dict[str, Any], base_url: str, token: str) -> list[s
         response_schema_conformance,
     ]
     failures: list[str] = []
-    operations = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        operations += 1
+    operations = sorted((result.ok() for result in schema.get_all_operations()), key=_order)
+    for operation in operations:
 
-        @FUZZ
-        @given(case=operation.as_strategy())
+        @settings(FUZZ, max_examples=_EXAMPLES.get(operation.path, 10))
+        @given(case=_strategy(operation, intents))
         def run(case: Any) -> None:
             response = case.call(
                 base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=15
@@ -117,19 +195,34 @@ def _fuzz_openapi(document: dict[str, Any], base_url: str, token: str) -> list[s
             run()
         except Exception as exc:
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:2000])
-    assert operations > 50  # every door too
+    assert len(operations) > 50  # every door too
     return failures
 
 
-async def test_every_route_of_the_openapi_document(bus: Bus, echo_runner: object) -> None:
+async def test_every_route_of_the_openapi_document(
+    bus: Bus, echo_runner: object, tmp_path: Path
+) -> None:
+    """With an admin's API key (checked by the real management service on every request), so
+    every guarded route is reached, as deep as management's own validation."""
     fake = FakeSlack()
     await fake.start()
     live, api = await _gateway(bus, fake)
     try:
-        token, _ = live.app.state.gateway.signer.issue()
-        async with httpx.AsyncClient(base_url=live.url) as client:
-            document = (await client.get("/openapi.json")).json()
-        failures = await asyncio.to_thread(_fuzz_openapi, document, live.url, token)
+        async with (
+            management_with_api_key(bus, tmp_path) as management,
+            _marketing_and_analysis(bus, tmp_path),
+        ):
+            async with httpx.AsyncClient(base_url=live.url) as client:
+                document = (await client.get("/openapi.json")).json()
+                key = {"Authorization": f"Bearer {management.api_key}"}
+                whoami = await client.post("/services/management/whoami", json={}, headers=key)
+                assert whoami.status_code == 200 and "admin" in whoami.json()["roles"]
+            intents = sorted(
+                (service, action) for service, names in INTENTS.items() for action in names
+            )
+            failures = await asyncio.to_thread(
+                _fuzz_openapi, document, live.url, management.api_key, intents
+            )
         assert failures == [], "\n\n".join(failures)
     finally:
         await live.stop()
@@ -153,7 +246,7 @@ def _fuzz_websocket(ws_url: str, token: str) -> None:
         ws.send(json.dumps({"type": "auth", "token": token}))
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
 
-        @settings(FUZZ, max_examples=120)
+        @settings(FUZZ, max_examples=300)
         @given(frame=FRAMES)
         def run(frame: str | bytes) -> None:
             ws.send(frame)
@@ -186,7 +279,7 @@ def _fuzz_slack(events_url: str) -> None:
     )
     with httpx.Client(timeout=15) as client:
 
-        @settings(FUZZ, max_examples=120)
+        @settings(FUZZ, max_examples=300)
         @given(body=bodies)
         def run(body: Any) -> None:
             raw = json.dumps(body).encode()

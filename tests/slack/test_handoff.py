@@ -99,6 +99,11 @@ async def test_web_conversation_handed_to_slack_and_back(slack_gateway: SlackGat
             "Hi, I'm Ana. Try **reconnecting** via [the portal](https://vpn.example.com)"
         )
         assert agent["service"] == "handoff"
+        # The agent's words follow the edge's text rule too (no NUL, no bidi override).
+        dirty = dict(said, text="Also\x00 check\u202e the cable", ts="1800000100.000002")
+        assert (await gw.send_event(dirty)).status_code == 200
+        [cleaned] = (await _frames_until(ws, "the cable"))[-1:]
+        assert cleaned["text"] == "Also check the cable"
 
         # The agent hands back: the user is told, the thread notes it, the bot answers again.
         back = dict(said, text="!handback", ts="1800000101.000001")

@@ -324,3 +324,23 @@ async def test_same_envelope_twice_on_request_door_opens_one_ticket(
     assert await count_tickets(runner) == 1
     third = await micro(bus, "ticket_create", api_envelope("ticket_create", VPN, USER))
     assert third.data["number"] == 2
+
+
+@pytest.mark.parametrize(
+    ("action", "payload", "field"),
+    [
+        ("ticket_get", {"ticket": 654208823504164356096}, "ticket"),
+        ("ticket_comment", {"ticket": 2**63, "body": "x"}, "ticket"),
+        ("ticket_merge", {"ticket": 1, "into": 2**40}, "into"),
+        ("ticket_search", {"offset": 2**63}, "offset"),
+        ("api_key_revoke", {"key_id": 2**64}, "key_id"),
+    ],
+)
+async def test_numbers_beyond_the_database_are_invalid_not_an_error(
+    bus: Bus, runner: ServiceRunner, action: str, payload: dict, field: str
+) -> None:
+    """A row number no database column holds is the caller's mistake (found by the gateway's
+    fuzzing: it was an 'error' reply, a 500 on the HTTP door)."""
+    reply = await ask(bus, action, payload, ADMIN)
+    assert reply.status == "invalid", reply
+    assert [e["loc"] for e in reply.errors] == [[field]]
