@@ -8,12 +8,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.seen import SeenSet
 from events import subjects
 from events.bus import Bus
 from events.envelope import Envelope
 
 from .client import PERMANENT_ERRORS
-from .dedup import SeenSet
 from .format import to_mrkdwn
 from .relay import CursorRelay
 

@@ -40,12 +40,12 @@ from bots.handoff import (
     unavailable_envelopes,
 )
 from bots.identity import SLACK_PREFIX
+from bots.seen import SeenSet, kv_key
 from events import subjects
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
 from events.payloads import Reply
 
-from .dedup import SeenSet, kv_key
 from .format import escape, from_slack, to_mrkdwn
 from .relay import CursorRelay
 

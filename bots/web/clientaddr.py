@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from starlette.types import Scope
 
@@ -35,6 +36,7 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+@lru_cache(maxsize=4096)  # the same few addresses come again and again
 def _address(text: str) -> IPAddress | None:
     text = text.strip()
     if text.startswith("[") and "]" in text:  # "[v6]:port"
@@ -74,6 +76,7 @@ def client_ip(scope: Scope, trusted: Sequence[IPNetwork]) -> IPAddress | None:
     return peer
 
 
+@lru_cache(maxsize=4096)
 def address_key(address: IPAddress | None) -> str:
     """The rate-limit key of a client address (IPv6: its /64)."""
     if address is None:

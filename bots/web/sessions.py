@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from bots.identity import SESSION_TOKEN_PREFIX, Principal, SiteUser, guest_principal
@@ -43,9 +44,12 @@ class Session:
 class SessionSigner:
     """Issues and verifies session tokens."""
 
-    def __init__(self, secret: str, max_age_seconds: int) -> None:
+    def __init__(self, secret: str, max_age_seconds: int, cache_size: int = 10_000) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="frontdoor.web.session")
         self.max_age_seconds = max_age_seconds
+        # Tokens verified before, with the time they stop being valid: a session's every turn
+        # would otherwise check its signature again. Keyed by the exact token string.
+        self._verified: LRUCache[str, tuple[Session, float]] = LRUCache(cache_size)
 
     @staticmethod
     def new_sender() -> str:
@@ -75,26 +79,39 @@ class SessionSigner:
         """The session inside a valid token; raise ``InvalidSession`` otherwise."""
         if not token:
             raise InvalidSession("missing session token")
+        now = time.time() if now is None else now
+        cached = self._verified.get(token)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        session, valid_until = self._check(token, now)
+        self._verified[token] = (session, valid_until)
+        return session
+
+    def _check(self, token: str, now: float) -> tuple[Session, float]:
+        """The session in ``token`` and when the token stops being valid (signature checked)."""
         if not token.startswith(SESSION_TOKEN_PREFIX) or len(token) > 2048:
             raise InvalidSession("invalid session token")
         try:
-            data = self._serializer.loads(
-                token[len(SESSION_TOKEN_PREFIX) :], max_age=self.max_age_seconds
+            data, signed_at = self._serializer.loads(
+                token[len(SESSION_TOKEN_PREFIX) :],
+                max_age=self.max_age_seconds,
+                return_timestamp=True,
             )
         except SignatureExpired as exc:
             raise InvalidSession("session token expired") from exc
         except BadSignature as exc:
             raise InvalidSession("invalid session token") from exc
+        valid_until = signed_at.timestamp() + self.max_age_seconds
         sender = data.get("s") if isinstance(data, dict) else None
         if not isinstance(sender, str) or not _SENDER.match(sender):
             raise InvalidSession("invalid session token")
         subject = data.get("u")
         if subject is None:
-            return Session(sender)
+            return Session(sender), valid_until
         expires = data.get("x")
         if not isinstance(subject, str) or not isinstance(expires, int):
             raise InvalidSession("invalid session token")
-        if expires < (time.time() if now is None else now):
+        if expires < now:
             raise InvalidSession("the user token of this session expired")
         name, email = data.get("n"), data.get("e")
         user = SiteUser(
@@ -103,4 +120,4 @@ class SessionSigner:
             email=email if isinstance(email, str) else None,
             expires_at=expires,
         )
-        return Session(sender, user)
+        return Session(sender, user), min(valid_until, float(expires))
