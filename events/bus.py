@@ -35,6 +35,7 @@ from nats.js.object_store import ObjectStore
 from pydantic import ValidationError
 
 from events import subjects
+from events.compartments import inbox_prefix
 from events.envelope import Envelope
 from events.errors import BusUnavailable, PublishTimeout
 from events.streams import (
@@ -56,6 +57,8 @@ from events.worker import Delivery, DeliveryHandler, PullLoop, Worker
 __all__ = ["Bus", "Delivery", "DeliveryHandler", "Worker", "subject_for"]
 
 log = logging.getLogger("frontdoor.bus")
+#: nats-py's inbox prefix, for connections of no particular component (tests, benchmarks).
+DEFAULT_INBOX_PREFIX = "_INBOX"
 
 _RETRYABLE = (
     nats.errors.TimeoutError,
@@ -92,6 +95,15 @@ def _event_subject(channel: str, conversation_id: str, envelope_type: str) -> st
     return subjects.event_subject(channel, conversation_id, envelope_type)
 
 
+def _stored_subject(envelope: Envelope) -> str:
+    """The subject an event must have been stored under: that of its type and conversation."""
+    conv = envelope.conversation
+    try:
+        return _event_subject(conv.channel, conv.id, envelope.type)
+    except ValueError:  # e.g. an empty conversation id: no subject fits
+        return ""
+
+
 class Bus:
     """A connection to NATS with Frontdoor's streams. Create with ``await Bus.connect(url)``."""
 
@@ -114,8 +126,15 @@ class Bus:
         connect_timeout: float = 10.0,
         publish_timeout: float = 30.0,
         ensure: bool = True,
+        component: str | None = None,
     ) -> Bus:
-        """Connect (reconnecting forever after a loss) and, by default, ensure the streams."""
+        """Connect (reconnecting forever after a loss) and, by default, ensure the streams.
+
+        ``component`` (``gateway``, a service, ``cli``) gives the connection its own inbox
+        prefix ``_INBOX.<component>``, the only inboxes its NATS user may subscribe to
+        (``events.compartments``); every inbox of the connection (requests, publish acks, pull
+        and ordered consumers, micro services) comes from ``nc.new_inbox()``, so under it.
+        """
 
         async def on_error(exc: Exception) -> None:
             log.warning("nats error: %s", exc)
@@ -130,7 +149,15 @@ class Bus:
         try:
             # nats-py would retry an unreachable first server forever: bound the first connect.
             nc = await asyncio.wait_for(
-                cls._open(url, name, connect_timeout, on_error, on_disconnect, on_reconnect),
+                cls._open(
+                    url,
+                    name,
+                    connect_timeout,
+                    on_error,
+                    on_disconnect,
+                    on_reconnect,
+                    inbox_prefix(component) if component else DEFAULT_INBOX_PREFIX,
+                ),
                 timeout=connect_timeout + 1.0,
             )
         except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
@@ -153,6 +180,7 @@ class Bus:
         on_error: Callable[[Exception], Awaitable[None]],
         on_disconnect: Callable[[], Awaitable[None]],
         on_reconnect: Callable[[], Awaitable[None]],
+        inbox: str = "_INBOX",
     ) -> NatsClient:
         return await nats.connect(
             servers=[u.strip() for u in url.split(",") if u.strip()],
@@ -165,6 +193,7 @@ class Bus:
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
             pending_size=64 * 1024 * 1024,
+            inbox_prefix=inbox,
         )
 
     @property
@@ -203,6 +232,22 @@ class Bus:
                 return await ensure_stream(self._js, c)
 
             await self._retry(create, "create stream")
+
+    async def missing_streams(self) -> list[str]:
+        """The streams of Frontdoor that do not exist on the server (only the gateway creates
+        them: a service connects without and asks this)."""
+        missing: list[str] = []
+        for config in stream_configs(self.limits, self.replicas):
+            assert config.name is not None
+
+            async def info(name: str = config.name) -> object:
+                return await self._js.stream_info(name)
+
+            try:
+                await self._retry(info, "stream info")
+            except NotFoundError:
+                missing.append(config.name)
+        return missing
 
     async def ensure_service_consumer(self, service: str) -> str:
         """Create the durable consumer of ``service`` if missing; return its name."""
@@ -355,6 +400,16 @@ class Bus:
                         envelope = Envelope.from_bytes(msg.data)
                     except ValidationError:
                         log.warning("skipping malformed event at sequence %s", seq)
+                        envelope = None
+                    if envelope is not None and msg.subject != _stored_subject(envelope):
+                        # NATS permissions hold a publisher to its subjects: an envelope whose
+                        # type or conversation is not its subject's was forged, never trusted.
+                        log.warning(
+                            "skipping event at sequence %s: its envelope (%s) does not match "
+                            "its subject",
+                            seq,
+                            envelope.type[:64],
+                        )
                         envelope = None
                     if envelope is not None:
                         yield seq, envelope

@@ -7,6 +7,7 @@ are sent with the micro protocol's ``Nats-Service-Error``/``-Code`` headers.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from events.envelope import Actor
 from events.payloads import Reply
 
 MICRO_SUBJECT_PREFIX = "fd.svc"
+
+log = logging.getLogger("frontdoor.micro")
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,18 @@ async def start_micro_service(
         ),
     )
 
-    def wrap(handler: MicroHandler) -> Callable[[Request], Awaitable[None]]:
+    def wrap(handler: MicroHandler, subject: str) -> Callable[[Request], Awaitable[None]]:
         async def serve(request: Request) -> None:
+            if request.subject != subject:
+                # Delivered by a JetStream push consumer someone pointed at this door (NATS does
+                # not check a consumer's deliver subject against its creator's permissions):
+                # it carries the stream's subject, never ours. Not a request: ignore it.
+                log.warning(
+                    "ignored a message on %s that was not sent to it (%s)",
+                    subject,
+                    request.subject[:128],
+                )
+                return
             try:
                 response = await handler(request.data, dict(request.headers or {}))
             except Exception as exc:  # the handler should answer errors itself; last resort
@@ -102,11 +115,12 @@ async def start_micro_service(
         return serve
 
     for endpoint in endpoints:
+        subject = micro_subject(name, endpoint.name)
         await service.add_endpoint(
             EndpointConfig(
                 name=endpoint.name,
-                subject=micro_subject(name, endpoint.name),
-                handler=wrap(endpoint.handler),
+                subject=subject,
+                handler=wrap(endpoint.handler, subject),
                 metadata=endpoint.metadata or None,
             )
         )

@@ -208,8 +208,12 @@ def service_consumer_config(service: str, limits: BusLimits) -> ConsumerConfig:
     mid-message gets it redelivered after ``ack_wait`` (the runtime keeps long handlers alive
     with in-progress acks).
     """
+    name = subjects.service_consumer(service)
     return ConsumerConfig(
-        durable_name=subjects.service_consumer(service),
+        # ``name`` too: created on ``$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>``, the
+        # only form a service's NATS user may use, so it cannot give its consumer another filter
+        name=name,
+        durable_name=name,
         description=f"Intents for the {service} service",
         filter_subject=subjects.service_intents_filter(service),
         ack_policy=AckPolicy.EXPLICIT,

@@ -54,6 +54,9 @@ def register_commands() -> None:
     from frontdoor import cli_dead
 
     cli_dead.register(app)
+    from frontdoor import cli_nats
+
+    cli_nats.register(app)
     from frontdoor import bench_e2e, cli_test_conversations
 
     cli_test_conversations.register(app)

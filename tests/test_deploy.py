@@ -13,6 +13,7 @@ import typer.main
 import yaml
 
 from backend_services.registry import service_names
+from events.compartments import REGENERATE, SERVICE_EVENTS, password_env
 from events.embedded import find_nats_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,14 +93,11 @@ def test_nats_config_is_valid_and_has_a_user_per_component() -> None:
     conf = (DEPLOY / "nats" / "nats-server.conf").read_text()
     assert re.search(r"^jetstream\s*\{", conf, flags=re.M)
     users = set(re.findall(r"user:\s*(\w+)", conf))
-    assert {"gateway", *service_names()} <= users
+    assert {"gateway", "cli", *service_names()} <= users
     for name in service_names():
         assert f"$JS.API.CONSUMER.MSG.NEXT.FD_INTENTS.svc_{name}" in conf
         assert f"fd.svc.{name}.>" in conf
-    env = {
-        **os.environ,
-        **{f"FD_NATS_{u.upper()}_PASSWORD": "x" for u in [*users, "sys"]},
-    }
+    env = {**os.environ, **{password_env(u): "x" for u in users}}
     result = subprocess.run(
         [find_nats_server(), "-t", "-c", str(DEPLOY / "nats" / "nats-server.conf")],
         env=env,
@@ -108,3 +106,20 @@ def test_nats_config_is_valid_and_has_a_user_per_component() -> None:
         timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nats_config_is_the_rendering_of_the_compartments() -> None:
+    """deploy/nats/nats-server.conf is generated: regenerate it with `frontdoor nats config`."""
+    from frontdoor.cli_nats import deploy_config
+
+    checked_in = (DEPLOY / "nats" / "nats-server.conf").read_text()
+    assert checked_in == deploy_config(), (
+        "deploy/nats/nats-server.conf differs from events/compartments.py; regenerate it: "
+        f"{REGENERATE}"
+    )
+    assert REGENERATE in checked_in  # the header says how
+
+
+def test_every_service_has_a_compartment() -> None:
+    """A new service declares the event types it owns in events/compartments.py."""
+    assert set(SERVICE_EVENTS) == set(service_names())
