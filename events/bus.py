@@ -59,6 +59,8 @@ __all__ = ["Bus", "Delivery", "DeliveryHandler", "Worker", "subject_for"]
 log = logging.getLogger("frontdoor.bus")
 #: nats-py's inbox prefix, for connections of no particular component (tests, benchmarks).
 DEFAULT_INBOX_PREFIX = "_INBOX"
+#: How the server refuses a connection's credentials.
+_AUTHORIZATION_VIOLATION = "Authorization Violation"
 
 _RETRYABLE = (
     nats.errors.TimeoutError,
@@ -136,7 +138,11 @@ class Bus:
         and ordered consumers, micro services) comes from ``nc.new_inbox()``, so under it.
         """
 
+        refused = asyncio.Event()
+
         async def on_error(exc: Exception) -> None:
+            if _AUTHORIZATION_VIOLATION in str(exc):
+                refused.set()
             log.warning("nats error: %s", exc)
 
         async def on_disconnect() -> None:
@@ -146,25 +152,44 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("reconnected to NATS")
 
-        try:
-            # nats-py would retry an unreachable first server forever: bound the first connect.
-            nc = await asyncio.wait_for(
-                cls._open(
-                    url,
-                    name,
-                    connect_timeout,
-                    on_error,
-                    on_disconnect,
-                    on_reconnect,
-                    inbox_prefix(component) if component else DEFAULT_INBOX_PREFIX,
-                ),
-                timeout=connect_timeout + 1.0,
+        shown = re.sub(r"//[^@/,]*@", "//***@", url)  # never log credentials
+        opening = asyncio.ensure_future(
+            cls._open(
+                url,
+                name,
+                connect_timeout,
+                on_error,
+                on_disconnect,
+                on_reconnect,
+                inbox_prefix(component) if component else DEFAULT_INBOX_PREFIX,
             )
-        except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
-            shown = re.sub(r"//[^@/,]*@", "//***@", url)  # never log credentials
+        )
+        watching = asyncio.ensure_future(refused.wait())
+        try:
+            # nats-py would retry an unreachable first server (or refused credentials) forever:
+            # bound the first connect, and give up at once when the server refuses who we are.
+            await asyncio.wait(
+                {opening, watching},
+                timeout=connect_timeout + 1.0,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            watching.cancel()
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                await opening
+            if refused.is_set():
+                raise BusUnavailable(
+                    f"NATS at {shown} refused the credentials (Authorization Violation): check "
+                    "the user and password in the URL"
+                )
+            raise BusUnavailable(f"cannot reach NATS at {shown} within {connect_timeout:g}s")
+        try:
+            nc = opening.result()
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise BusUnavailable(
-                f"cannot reach NATS at {shown} within {connect_timeout:g}s: "
-                f"{str(exc) or type(exc).__name__}"
+                f"cannot connect to NATS at {shown}: {str(exc) or type(exc).__name__}"
             ) from exc
         bus = cls(nc, limits or BusLimits(), publish_timeout)
         await bus._acks.start()

@@ -2,6 +2,8 @@
 
 Used when no ``NATS_URL`` is configured: start it on a free port with its JetStream store in a
 data directory, wait until it accepts connections, stop it cleanly (SIGTERM, then SIGKILL).
+Without a config file it admits anyone (tests, benchmarks); ``frontdoor up`` gives it the
+compartments of ``events.local_auth`` so every client needs a credential.
 """
 
 from __future__ import annotations
@@ -71,8 +73,12 @@ class EmbeddedNats:
         port: int | None = None,
         binary: str | None = None,
         log_file: Path | None = None,
+        config_file: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        #: a server config (``-c``), e.g. the accounts and users of ``events.local_auth``;
+        #: the listen address, port and store given here take precedence over it
+        self.config_file = config_file
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or find_nats_server()
@@ -102,6 +108,7 @@ class EmbeddedNats:
         store = self.data_dir / "jetstream"
         args = [
             self.binary,
+            *(["-c", str(self.config_file)] if self.config_file is not None else []),
             "-js",
             "-a",
             self.host,

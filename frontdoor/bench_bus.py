@@ -36,6 +36,7 @@ from events.bus import Bus
 from events.claims import ClaimIssuer, ClaimVerifier, KeyRing, SigningKey
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
+from frontdoor.settings import redact_url
 
 T = TypeVar("T")
 
@@ -274,7 +275,7 @@ async def run_bench(
     try:
         seconds, rate = await measure_publish(bus, events, window)
         result = BenchResult(
-            nats_url=nats_url,
+            nats_url=redact_url(nats_url),  # printed and saved: never the password
             embedded=server is not None,
             events=events,
             window=window,

@@ -242,8 +242,9 @@ def nlu_test(
 
 async def _connect(nats_url: str) -> Any:
     from events.bus import Bus
+    from events.compartments import CLI
 
-    return await Bus.connect(nats_url)
+    return await Bus.connect(nats_url, name="frontdoor-nlu", ensure=False, component=CLI)
 
 
 @nlu_app.command("publish")
@@ -251,16 +252,29 @@ def nlu_publish(
     model: Path = typer.Argument(..., help="model artifact directory"),
     nats_url: str = typer.Option(None, "--nats-url", envvar="NATS_URL", help="NATS to publish to"),
     models_dir: Path = typer.Option(None, "--models-dir", help="publish to a models folder"),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="a running `frontdoor up`'s data dir [FRONTDOOR_DATA_DIR]"
+    ),
 ) -> None:
-    """Publish a model and make it current: to NATS (object store + KV) or a models folder."""
+    """Publish a model and make it current: to NATS (object store + KV) or a models folder.
+
+    Without --nats-url/NATS_URL it publishes to the embedded NATS of a running `frontdoor up`
+    (its data dir), as the operator's `cli` user."""
+    from frontdoor.cli_up import attach_url
+    from frontdoor.settings import FrontdoorSettings
+    from frontdoor.wiring import NATS_URL_FILE
     from skills.nlu.lifecycle.registry import DirectoryRegistry, NatsRegistry
 
     async def run() -> str:
         if models_dir is not None:
             return await DirectoryRegistry(models_dir).publish(model)
-        if not nats_url:
-            raise NLUError("give --nats-url (or NATS_URL) or --models-dir")
-        bus = await _connect(nats_url)
+        where = data_dir if data_dir is not None else FrontdoorSettings().data_dir
+        if not nats_url and not (where / NATS_URL_FILE).is_file():
+            raise NLUError(
+                "give --nats-url (or NATS_URL) or --models-dir, or run it with the data dir of "
+                "a running `frontdoor up` (--data-dir)"
+            )
+        bus = await _connect(attach_url(nats_url, where))
         try:
             return await NatsRegistry(bus, Path(".frontdoor/model-cache")).publish(model)
         finally:

@@ -3,9 +3,10 @@
 In one process every service shares the gateway's event loop and Python's one core (the GIL).
 With ``--split`` ``up`` keeps the embedded nats-server and the gateway, and runs each service as
 ``frontdoor serve <service>`` in a child process on a free local port (the production shape,
-see ``docs/spine.md``), so a machine's cores are all used. A child that dies is started again
-with back-off; the children stop before the nats-server does, and die with ``up`` even if it
-is killed (Linux parent-death signal).
+see ``docs/spine.md``), so a machine's cores are all used. Each child connects to NATS with its
+own service's credential (never the gateway's) and inherits none of the gateway's secrets. A
+child that dies is started again with back-off; the children stop before the nats-server does,
+and die with ``up`` even if it is killed (Linux parent-death signal).
 
 The gateway forwards ``/services/<name>/...`` (the services' HTTP doors and e.g. analysis's
 chart images) to the child, so URLs are the same in both shapes.
@@ -19,6 +20,7 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,16 @@ RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 #: A child that ran this long before it died starts again without waiting.
 STABLE_AFTER = 60.0
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host"}
+#: Settings of the gateway a service process must not inherit (its NATS user is its own).
+_GATEWAY_ONLY = frozenset(
+    {
+        "NATS_URL",
+        "FRONTDOOR_NATS_URL",
+        "FRONTDOOR_CLAIMS_SIGNING_KEY",
+        "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE",
+        "FRONTDOOR_SESSION_SECRET",
+    }
+)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -58,9 +70,12 @@ class _Child:
 class ServiceProcesses:
     """Starts, watches and stops one ``frontdoor serve <service>`` child per service."""
 
-    def __init__(self, names: list[str], nats_url: str) -> None:
+    def __init__(self, names: list[str], nats_url: Callable[[str], str]) -> None:
+        """``nats_url(name)``: where service ``name`` connects, with its own credential."""
         self.children = {name: _Child(name, free_port()) for name in names}
-        self._env = {**os.environ, "NATS_URL": nats_url}
+        self._nats_url = nats_url
+        # What only the gateway holds stays out of the services' environment.
+        self._env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_ONLY}
         self._stopping = False
         #: the gateway's client for forwarding ``/services/...`` (closed by ``stop``)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
@@ -116,7 +131,7 @@ class ServiceProcesses:
             "127.0.0.1",
             "--port",
             str(child.port),
-            env=self._env,
+            env={**self._env, "NATS_URL": self._nats_url(child.name)},
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         log.info("service process started", service=child.name, pid=child.process.pid)

@@ -1,9 +1,11 @@
 """Settings of the composition root (``frontdoor up/serve/doctor``), built in main only.
 
-Environment: ``NATS_URL`` (none: ``up`` starts an embedded nats-server), ``FRONTDOOR_DATA_DIR``,
-``FRONTDOOR_HOST``, ``FRONTDOOR_PORT``, ``FRONTDOOR_DATABASE_URL`` (unset: one SQLite file per
-service in the data dir), ``FRONTDOOR_LOG_FORMAT`` (console|json), ``FRONTDOOR_LOG_LEVEL``,
-``FRONTDOOR_SERVICES`` (comma list to start only some services), ``FRONTDOOR_INTENT_TIMEOUT``.
+Environment: ``NATS_URL`` (none: ``up`` starts an embedded nats-server with authentication;
+``serve`` needs credentials in it unless ``FRONTDOOR_NATS_ALLOW_ANONYMOUS=1``),
+``FRONTDOOR_DATA_DIR``, ``FRONTDOOR_HOST``, ``FRONTDOOR_PORT``, ``FRONTDOOR_DATABASE_URL``
+(unset: one SQLite file per service in the data dir), ``FRONTDOOR_LOG_FORMAT`` (console|json),
+``FRONTDOOR_LOG_LEVEL``, ``FRONTDOOR_SERVICES`` (comma list to start only some services),
+``FRONTDOOR_INTENT_TIMEOUT``, ``FRONTDOOR_STREAMS_WAIT``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ class FrontdoorSettings(BaseSettings):
         validation_alias=AliasChoices("NATS_URL", "FRONTDOOR_NATS_URL", "nats_url"),
         description="NATS server(s); unset: `frontdoor up` starts an embedded nats-server",
     )
+    nats_allow_anonymous: bool = Field(
+        default=False,
+        description="Let `frontdoor serve` use a NATS_URL without credentials (a development "
+        "server without authentication) [FRONTDOOR_NATS_ALLOW_ANONYMOUS]",
+    )
     data_dir: Path = Field(default=Path(".frontdoor"), description="Local state (NATS store, DBs)")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -38,6 +45,11 @@ class FrontdoorSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     services: str = Field(default="", description="Comma list of services to start (all: empty)")
     intent_timeout: float = Field(default=30.0, gt=0, description="Headless API reply wait (s)")
+    streams_wait: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long `serve <service>` waits for the gateway to create the streams (s)",
+    )
 
     def nats(self) -> str | None:
         """The NATS URL (secret: it may carry credentials), or None."""

@@ -28,9 +28,11 @@ from backend_services.runtime import ServiceRunner
 from bots.web.intents_api import intents_router
 from events.bus import Bus
 from events.claims import ClaimVerifier
+from events.compartments import GATEWAY
 from events.dead import ExhaustedIntents
 from events.embedded import EmbeddedNats
 from events.errors import FrontdoorError
+from events.local_auth import LocalCredentials, has_credentials, secured_embedded
 from events.memory import freeze_long_lived
 from frontdoor.keys import (
     PUBLIC_FILE,
@@ -48,6 +50,10 @@ log = structlog.get_logger("frontdoor.wiring")
 Closer = Callable[[], Awaitable[Any]]
 NATS_PID_FILE = "nats-server.pid"
 NATS_URL_FILE = "nats-server.url"
+#: The embedded server's folder in the data dir: store, config, credentials.
+NATS_SUBDIR = "nats"
+#: How long a service of ``up`` waits for the gateway to create the streams.
+STREAMS_WAIT = 60.0
 #: Bound of each shutdown step (a service still answering, a bus that cannot flush).
 STOP_TIMEOUT = 15.0
 
@@ -65,11 +71,40 @@ class Stack:
     runners: list[ServiceRunner] = field(default_factory=list)
     closers: list[Closer] = field(default_factory=list)
     pid_file: Path | None = None
-    #: where the bus is connected (children of ``up --split`` connect there too)
+    #: the server ``bus`` is connected to (no credentials in it for the embedded server);
+    #: empty: every component of this process shares ``bus`` (tests)
     nats_url: str = ""
+    #: the component ``bus`` belongs to (its NATS user and inbox prefix)
+    component: str = GATEWAY
+    #: the embedded server's credentials, one per component
+    credentials: LocalCredentials | None = None
+    #: the other components' own connections (one per service of this process)
+    buses: list[Bus] = field(default_factory=list)
+
+    def url_for(self, component: str) -> str:
+        """Where ``component`` connects: with its own credential on the embedded server, else
+        ``NATS_URL`` as given (a secret: never log it)."""
+        if self.credentials is not None:
+            return self.credentials.url(component, self.nats_url)
+        return self.nats_url
+
+    async def bus_for(self, component: str) -> Bus:
+        """``component``'s own connection (its user, its inbox prefix; it creates no streams)."""
+        if component == self.component or not self.nats_url:
+            return self.bus
+        bus = await Bus.connect(
+            self.url_for(component),
+            name=f"frontdoor-{component}",
+            limits=self.bus.limits,
+            ensure=False,
+            component=component,
+        )
+        self.buses.append(bus)
+        return bus
 
     async def aclose(self) -> None:
-        """Stop services, close the gateway's resources and the bus, stop the embedded server."""
+        """Stop services, close the gateway's resources and the buses, stop the embedded
+        server."""
         for runner in reversed(self.runners):
             try:
                 await asyncio.wait_for(runner.stop(), STOP_TIMEOUT)
@@ -80,8 +115,9 @@ class Stack:
         for closer in reversed(self.closers):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closer(), STOP_TIMEOUT)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.bus.close(), STOP_TIMEOUT)
+        for bus in [*reversed(self.buses), self.bus]:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bus.close(), STOP_TIMEOUT)
         if self.server is not None:
             await self.server.stop()
             log.info("embedded nats-server stopped")
@@ -90,29 +126,60 @@ class Stack:
             (self.pid_file.parent / NATS_URL_FILE).unlink(missing_ok=True)
 
 
-async def open_bus(settings: FrontdoorSettings, *, embedded: bool, name: str) -> Stack:
-    """Connect to ``NATS_URL``, or (``embedded``) start a private nats-server in the data dir."""
+def require_credentials(settings: FrontdoorSettings, what: str) -> None:
+    """Refuse a ``NATS_URL`` without credentials unless explicitly allowed (a dev server)."""
+    url = settings.nats()
+    if url is None or settings.nats_allow_anonymous or has_credentials(url):
+        return
+    raise ConfigurationError(
+        f"NATS_URL ({redact_url(url)}) carries no credentials: {what} connects with its own "
+        "NATS user, e.g. NATS_URL=nats://<component>:<password>@nats:4222 (the users of "
+        "deploy/nats/nats-server.conf, their passwords FD_NATS_<COMPONENT>_PASSWORD). For a "
+        "development server without authentication set FRONTDOOR_NATS_ALLOW_ANONYMOUS=1."
+    )
+
+
+async def open_bus(
+    settings: FrontdoorSettings, *, embedded: bool, name: str, component: str = GATEWAY
+) -> Stack:
+    """Connect ``component`` to ``NATS_URL``, or (``embedded``) start a private nats-server in
+    the data dir that admits only the components' own credentials.
+
+    Only the gateway creates the streams; another component connects without.
+    """
     url = settings.nats()
     server: EmbeddedNats | None = None
     pid_file: Path | None = None
+    credentials: LocalCredentials | None = None
     if url is None:
         if not embedded:
             raise ConfigurationError(
                 "NATS_URL is not set. `frontdoor serve` never starts an embedded nats-server: "
-                "point it at your NATS (e.g. NATS_URL=nats://nats:4222), or run everything in "
-                "one process with `frontdoor up`."
+                "point it at your NATS (e.g. NATS_URL=nats://<component>:<password>@nats:4222), "
+                "or run everything in one process with `frontdoor up`."
             )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        server = EmbeddedNats(settings.data_dir / "nats")
+        server, credentials = secured_embedded(
+            settings.data_dir / NATS_SUBDIR, registry.service_names()
+        )
         url = await server.start()
         pid_file = settings.data_dir / NATS_PID_FILE
         pid_file.write_text(f"{server.pid}\n")
         (settings.data_dir / NATS_URL_FILE).write_text(f"{url}\n")
         log.info(
-            "embedded nats-server started", url=url, pid=server.pid, store=str(server.data_dir)
+            "embedded nats-server started",
+            url=url,
+            pid=server.pid,
+            store=str(server.data_dir),
+            credentials=str(credentials.folder),
         )
     try:
-        bus = await Bus.connect(url, name=name)
+        bus = await Bus.connect(
+            credentials.url(component, url) if credentials is not None else url,
+            name=name,
+            ensure=component == GATEWAY,
+            component=component,
+        )
     except BaseException:
         if server is not None:
             await server.stop()
@@ -120,20 +187,50 @@ async def open_bus(settings: FrontdoorSettings, *, embedded: bool, name: str) ->
             pid_file.unlink(missing_ok=True)
             (pid_file.parent / NATS_URL_FILE).unlink(missing_ok=True)
         raise
-    log.info("connected to NATS", url=redact_url(url))
-    return Stack(bus=bus, server=server, pid_file=pid_file, nats_url=url)
+    log.info("connected to NATS", url=redact_url(url), component=component)
+    return Stack(
+        bus=bus,
+        server=server,
+        pid_file=pid_file,
+        nats_url=url,
+        component=component,
+        credentials=credentials,
+    )
 
 
-async def start_services(stack: Stack, names: list[str], keys_from: Path | None) -> None:
-    """Start a runner for each service in ``names`` (stops the started ones on a failure).
+async def require_streams(bus: Bus, wait: float = STREAMS_WAIT) -> None:
+    """Wait (up to ``wait`` s) until the gateway has created the streams; a clear error if not."""
+    deadline = asyncio.get_running_loop().time() + wait
+    told = False
+    while missing := await bus.missing_streams():
+        if asyncio.get_running_loop().time() >= deadline:
+            raise ConfigurationError(
+                f"the streams {', '.join(missing)} do not exist on NATS: the gateway creates "
+                "them (`frontdoor serve gateway`, or `frontdoor up`); a service never does. "
+                "Start the gateway first, against the same NATS."
+            )
+        if not told:
+            log.warning("waiting for the gateway to create the streams", missing=missing)
+            told = True
+        await asyncio.sleep(0.5)
+
+
+async def start_services(
+    stack: Stack, names: list[str], keys_from: Path | None, *, streams_wait: float = STREAMS_WAIT
+) -> None:
+    """Start a runner for each service in ``names``, each on its own connection, once the
+    gateway has created the streams (waiting up to ``streams_wait`` s).
 
     Each verifies claims with the public keys of the environment, else of ``keys_from`` (the
-    data directory of ``up``).
+    data directory of ``up``); missing keys are reported before anything connects.
     """
     key_settings = ClaimKeySettings()
+    verifiers = {name: _verifier(key_settings, keys_from, name) for name in names}
     for name in names:
-        verifier = _verifier(key_settings, keys_from, name)
-        runner = ServiceRunner(registry.load_service(name), stack.bus, verifier=verifier)
+        bus = await stack.bus_for(name)
+        if bus is not stack.bus or stack.component != GATEWAY:
+            await require_streams(bus, streams_wait)  # a service never creates them
+        runner = ServiceRunner(registry.load_service(name), bus, verifier=verifiers[name])
         await runner.start()
         stack.runners.append(runner)
 
@@ -385,6 +482,8 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
     os.environ.setdefault(
         "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE", str(keys_dir(data_dir) / PUBLIC_FILE)
     )
+    if split:
+        require_credentials(settings, "each service process of `up --split`")
     stop = asyncio.Event()
     sock = listen(settings)
     with _stop_on_signals(stop), contextlib.closing(sock):
@@ -395,7 +494,7 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
             if split:
                 from frontdoor.processes import ServiceProcesses, forwarding_router
 
-                processes = ServiceProcesses(names, stack.nats_url)
+                processes = ServiceProcesses(names, stack.url_for)
                 stack.closers.append(processes.stop)  # before the nats-server stops
                 await processes.start()
             else:
@@ -432,12 +531,15 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
         raise ConfigurationError(
             f"unknown component {component!r}: use 'gateway' or one of {', '.join(names)}"
         )
+    require_credentials(settings, f"`frontdoor serve {component}`")
     stop = asyncio.Event()
     sock = listen(settings)
     with _stop_on_signals(stop), contextlib.closing(sock):
-        stack = await open_bus(settings, embedded=False, name=f"frontdoor-{component}")
+        stack = await open_bus(
+            settings, embedded=False, name=f"frontdoor-{component}", component=component
+        )
         try:
-            if component == "gateway":
+            if component == GATEWAY:
                 _require_session_secret()
                 app = await build_gateway(settings, stack)
                 await serve_http(
@@ -450,7 +552,7 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                     sock,
                 )
             else:
-                await start_services(stack, [component], None)
+                await start_services(stack, [component], None, streams_wait=settings.streams_wait)
                 # Health, metrics and the service's own extra routes; its HTTP door is the
                 # gateway's (/services/<component>/...), which forwards signed requests here.
                 app = FastAPI(title=f"Frontdoor {component} service")

@@ -24,6 +24,8 @@ from events.payloads import Reply
 from tests.claims import TEST_ISSUER, TEST_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The test's own nats-server has no authentication: say so explicitly.
+DEV_SERVER = {"FRONTDOOR_NATS_ALLOW_ANONYMOUS": "1"}
 
 
 @pytest.mark.timeout(180)
@@ -31,7 +33,7 @@ async def test_serve_one_service_with_its_three_doors(
     nats_server: EmbeddedNats, bus: Bus, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT), **DEV_SERVER)
     env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"), FRONTDOOR_LOG_FORMAT="json")
     env["FRONTDOOR_CLAIMS_PUBLIC_KEYS"] = json.dumps(TEST_KEYS.to_jwks())
     log_path = tmp_path / "serve.log"
@@ -87,7 +89,7 @@ async def test_a_taken_port_is_a_clear_error_before_anything_starts(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT), **DEV_SERVER)
         env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"))
         for command in (["serve", "management"], ["up", "--data-dir", str(tmp_path / "up")]):
             done = await asyncio.to_thread(
@@ -110,7 +112,7 @@ async def test_a_taken_port_is_a_clear_error_before_anything_starts(
 async def test_serve_refuses_to_start_without_the_claims_keys(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
-    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT), **DEV_SERVER)
     env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"), FRONTDOOR_SESSION_SECRET="s" * 40)
     for name in ("FRONTDOOR_CLAIMS_PUBLIC_KEYS", "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE"):
         env.pop(name, None)
@@ -131,3 +133,58 @@ async def test_serve_refuses_to_start_without_the_claims_keys(
         )
         assert done.returncode == 2, done.stderr[-2000:]
         assert wanted in done.stderr and "docs/security.md" in done.stderr
+
+
+def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "frontdoor.cli", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_serve_refuses_a_nats_url_without_credentials(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FRONTDOOR_NATS_ALLOW_ANONYMOUS"}
+    env.update(
+        NATS_URL=f"nats://127.0.0.1:{free_port()}",
+        PYTHONPATH=str(ROOT),
+        FRONTDOOR_DATA_DIR=str(tmp_path / "data"),
+    )
+    for command in (
+        ["serve", "management", "--port", "0"],
+        ["serve", "gateway", "--port", "0"],
+        ["up", "--split", "--port", "0", "--data-dir", str(tmp_path / "up")],
+    ):
+        done = await asyncio.to_thread(_run, command, env)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "carries no credentials" in done.stderr, done.stderr[-2000:]
+        assert "FRONTDOOR_NATS_ALLOW_ANONYMOUS=1" in done.stderr
+        assert "nats://<component>:<password>@" in done.stderr
+
+
+@pytest.mark.timeout(120)
+async def test_a_service_says_clearly_that_the_gateway_has_not_created_the_streams(
+    tmp_path: Path,
+) -> None:
+    from backend_services.registry import service_names
+    from events.local_auth import secured_embedded
+
+    server, credentials = secured_embedded(tmp_path / "nats", service_names())
+    url = await server.start()
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), FRONTDOOR_DATA_DIR=str(tmp_path / "data"))
+        env.update(
+            NATS_URL=credentials.url("management", url),
+            FRONTDOOR_STREAMS_WAIT="1",
+            FRONTDOOR_CLAIMS_PUBLIC_KEYS=json.dumps(TEST_KEYS.to_jwks()),
+        )
+        done = await asyncio.to_thread(_run, ["serve", "management", "--port", "0"], env)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "FD_INTENTS" in done.stderr and "the gateway creates them" in done.stderr
+        assert credentials.passwords["management"] not in done.stdout + done.stderr
+    finally:
+        await server.stop()

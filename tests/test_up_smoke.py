@@ -1,18 +1,23 @@
 """``frontdoor up`` end to end: a real process, embedded NATS, a ticket through the headless API,
-then SIGINT: a clean exit (code 0) and no nats-server left behind. The same with ``--split``
+then SIGINT: a clean exit (code 0) and no nats-server left behind. The embedded server admits
+only the components' own credentials, and refused nothing they did. The same with ``--split``
 (each service a child process): the services' HTTP doors (the gateway's) still answer under
 /services, and no child outlives ``up``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import nats
+import nats.errors
 import pytest
 
 from backend_services import registry
@@ -105,6 +110,7 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
         pid_file = data_dir / "nats-server.pid"
         nats_pid = int(pid_file.read_text())
         assert _alive(nats_pid)
+        _embedded_nats_needs_credentials(data_dir)
         assert "Frontdoor is up." in log_path.read_text()
         assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
         assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the web widget
@@ -175,6 +181,27 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
             text=True,
         ).stdout.split()
         assert bool(children) == split, children
+        for child in children:  # a service process connects as itself, with no gateway secret
+            environ = dict(
+                item.split("=", 1)
+                for item in Path(f"/proc/{child}/environ").read_text().split("\0")
+                if "=" in item
+            )
+            assert environ["NATS_URL"].startswith("nats://management:"), "not its own user"
+            assert not {"FRONTDOOR_CLAIMS_SIGNING_KEY_FILE", "FRONTDOOR_SESSION_SECRET"} & set(
+                environ
+            )
+        # the operator's commands attach to it with the cli credential
+        doctor = subprocess.run(
+            [sys.executable, "-m", "frontdoor.cli", "doctor", "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "as cli" in doctor.stderr and "all good" in doctor.stdout
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -192,3 +219,27 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
     for child in children:
         assert not _alive(int(child)), "a service process outlived frontdoor up"
     assert "embedded nats-server stopped" in output
+    # everything above was done within the compartments: the server refused nothing
+    refused = [
+        line
+        for line in (data_dir / "nats" / "nats-server.log").read_text().splitlines()
+        if " Violation - Subject" in line
+    ]
+    assert refused == [], refused
+
+
+def _embedded_nats_needs_credentials(data_dir: Path) -> None:
+    """The embedded server admits no client without a credential; they are private files."""
+    credentials = data_dir / "nats" / "credentials"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o700
+    names = {"gateway", "cli", *registry.service_names()}
+    assert {p.name for p in credentials.iterdir()} == names
+    for path in [*credentials.iterdir(), data_dir / "nats" / "nats-server.conf"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    url = (data_dir / "nats-server.url").read_text().strip()
+
+    async def anonymous() -> None:
+        await nats.connect(url, allow_reconnect=False, connect_timeout=3)
+
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        asyncio.run(anonymous())
