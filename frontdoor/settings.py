@@ -52,8 +52,9 @@ class FrontdoorSettings(BaseSettings):
     )
 
     def nats(self) -> str | None:
-        """The NATS URL (secret: it may carry credentials), or None."""
-        return self.nats_url.get_secret_value() if self.nats_url else None
+        """The NATS URL (secret: it may carry credentials), or None (unset or blank)."""
+        url = self.nats_url.get_secret_value().strip() if self.nats_url else ""
+        return url or None
 
     def selected_services(self, registered: list[str]) -> list[str]:
         """The services to run: ``services`` if set (validated), else every registered one."""

@@ -32,6 +32,12 @@ def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_a_blank_nats_url_is_no_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty Secret (deploy/k8s/secrets.example.yaml) means "not set": a clear refusal."""
+    monkeypatch.setenv("NATS_URL", "  ")
+    assert FrontdoorSettings().nats() is None
+
+
 def test_selected_services() -> None:
     registered = ["analysis", "management"]
     assert FrontdoorSettings(services="").selected_services(registered) == registered
