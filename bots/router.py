@@ -32,6 +32,11 @@ log = logging.getLogger("frontdoor.router")
 REPLIES_FILTER = events_filter(envelope_type="reply")
 
 
+class DeliverLater(Exception):
+    """Raised by an adapter that cannot deliver a reply *yet* (e.g. another replica is posting
+    it): the lane retries it shortly, without logging an error, and keeps its order."""
+
+
 class ChannelAdapter(Protocol):
     """Delivers replies to one channel (the web sockets, REST pollers, Slack threads)."""
 
@@ -59,6 +64,11 @@ class _Lane:
                     break
                 except asyncio.CancelledError:
                     raise
+                except DeliverLater as later:
+                    log.debug("channel %s: reply seq %s later: %s", self.name, item.seq, later)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
                 except Exception:
                     log.exception(
                         "channel %s failed to deliver reply seq %s; retrying in %.1fs",

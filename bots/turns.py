@@ -96,6 +96,8 @@ class TurnResult:
     reply_ids: list[uuid.UUID] = field(default_factory=list)
     intent_ids: list[uuid.UUID] = field(default_factory=list)
     received_seq: int | None = None
+    #: the turn had run before (a retry): its recorded outcome was published again
+    replayed: bool = False
 
 
 class _SeenSet:
@@ -253,11 +255,11 @@ class TurnPipeline:
             actor=actor,
             id=env_id,
         )
-        seq, duplicate = await self.bus.publish_checked(received)
+        # A message stored before is not a turn done: a retry (REST idempotency key, WebSocket
+        # client_id, a publish retried inside the bus) runs the turn until its outcome is stored
+        # (the dialogue keeps it with the conversation's state and says when it ran already).
+        seq, _stored_before = await self.bus.publish_checked(received)
         result = TurnResult(correlation_id=env_id, received_seq=seq)
-        if duplicate:
-            result.duplicate = True
-            return result
         if self.handoff.is_owned(conversation):
             await self.bus.publish(
                 received.follow(
@@ -289,6 +291,10 @@ class TurnPipeline:
             await self.bus.publish(failure)
             result.reply_ids = [failure.id]
             return result
+        if getattr(outcome, "already_done", False):
+            result.duplicate = True  # it ran, and later turns followed: nothing comes again
+            return result
+        result.replayed = bool(getattr(outcome, "replayed", False))
         return await self._publish_outcome(msg, received, outcome, result)
 
     async def _publish_outcome(

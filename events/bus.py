@@ -115,6 +115,9 @@ class Bus:
         self._acks = PublishAcks(nc)
         self.limits = limits
         self.publish_timeout = publish_timeout
+        #: give up after this many seconds *while disconnected* (``BusUnavailable``) instead of
+        #: retrying for ``publish_timeout``: the gateway answers a 503 fast in an outage
+        self.unavailable_after: float | None = None
         #: replicas of every stream, bucket and object store this bus creates
         self.replicas = choose_replicas(limits.replicas, self.cluster_size)
 
@@ -284,13 +287,23 @@ class Bus:
         return config.durable_name
 
     async def _retry(self, op: Callable[[], Awaitable[Any]], what: str) -> Any:
-        deadline = time.monotonic() + self.publish_timeout
+        started = time.monotonic()
+        deadline = started + self.publish_timeout
         delay = 0.05
         while True:
             try:
                 return await op()
             except _RETRYABLE as exc:
-                if time.monotonic() + delay > deadline:
+                now = time.monotonic()
+                if (
+                    self.unavailable_after is not None
+                    and not self._nc.is_connected
+                    and now - started >= self.unavailable_after
+                ):
+                    raise BusUnavailable(
+                        f"{what}: NATS has been unreachable for {now - started:.1f}s"
+                    ) from exc
+                if now + delay > deadline:
                     raise PublishTimeout(f"{what}: NATS did not answer in time ({exc!r})") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)

@@ -41,3 +41,7 @@ class PublishTimeout(BusError):
 
 class StoreTooSmall(BusError):
     """JetStream cannot reserve the bytes a stream, bucket or object store is configured for."""
+
+
+class StartupRefused(FrontdoorError):
+    """A component cannot start with this configuration (the message says what to change)."""

@@ -418,7 +418,11 @@ def own_stack(*, split: bool = False) -> Any:
     with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "FRONTDOOR_NATS_URL")}
         env.update(
+            # every benchmark conversation comes from this one address
             FRONTDOOR_RATE_LIMIT=str(1_000_000),
+            FRONTDOOR_ADDRESS_RATE_LIMIT=str(100_000_000),
+            FRONTDOOR_SESSION_RATE_LIMIT=str(1_000_000),
+            FRONTDOOR_WS_MAX_CONNECTIONS_PER_ADDRESS=str(100_000),
             FRONTDOOR_LOG_LEVEL="warning",
             PYTHONPATH=str(Path(__file__).resolve().parents[1]),
         )

@@ -22,12 +22,13 @@ def _settings(**overrides: Any) -> FrontdoorSettings:
 
 
 def _run(coro: Any) -> None:
+    from events.errors import StartupRefused
     from frontdoor.eventloop import run
-    from frontdoor.wiring import ConfigurationError, fail
+    from frontdoor.wiring import fail
 
     try:
         run(coro)  # uvloop when installed
-    except ConfigurationError as exc:
+    except StartupRefused as exc:
         fail(str(exc))
     except ValueError as exc:  # e.g. FRONTDOOR_SERVICES names an unknown service
         fail(str(exc))

@@ -1,4 +1,5 @@
-"""The services' HTTP doors on the gateway: authenticated here, forwarded as signed requests.
+"""The services' HTTP doors on the gateway: authenticated here, forwarded as signed requests
+(and analysis's chart images, read from the object store).
 
 ``/services/<service>/<action>`` exists for every public action of every registered service,
 wherever the service runs (this process, a child of ``up --split``, another machine): the
@@ -17,8 +18,7 @@ from fastapi import FastAPI, HTTPException, Request
 from backend_services import registry
 from backend_services.runtime import DoorCaller, RemoteCall, http_router
 from bots.web.app import Gateway
-from bots.web.auth import authenticate
-from bots.web.limits import RateLimited
+from bots.web.guard import authenticated
 from events.errors import BusUnavailable
 from events.micro import ServiceClient
 from events.payloads import Reply
@@ -49,21 +49,24 @@ def signed_call(client: ServiceClient, *, timeout: float) -> RemoteCall:
     return call
 
 
-def add_service_doors(app: FastAPI, gateway: Gateway, *, timeout: float) -> None:
-    """Mount ``/services/<service>/<action>`` for every registered service's public actions."""
+def add_service_doors(
+    app: FastAPI, gateway: Gateway, *, timeout: float, call: RemoteCall | None = None
+) -> None:
+    """Mount ``/services/<service>/<action>`` for every registered service's public actions
+    (``call``: how to reach the services; the signed NATS request by default)."""
 
     async def resolve(request: Request) -> DoorCaller:
-        principal = await authenticate(gateway, request)
-        try:
-            gateway.limiter.hit(f"door:{principal.limit_key}")
-        except RateLimited as exc:
-            raise HTTPException(
-                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from None
+        principal = await authenticated(gateway, request)
         return DoorCaller(actor=principal.actor, email=principal.email)
 
-    call = signed_call(gateway.services, timeout=timeout)
+    call = call or signed_call(gateway.services, timeout=timeout)
     for name in registry.service_names():
         app.include_router(
             http_router(registry.load_service(name), call, resolve), prefix="/services"
         )
+    if "analysis" in registry.SERVICES:
+        # Chart images are read from the object store: no analysis instance needs to answer.
+        from backend_services.analysis.charts import ChartStore
+        from backend_services.analysis.service import charts_router
+
+        app.include_router(charts_router(ChartStore(gateway.bus)), prefix="/services")

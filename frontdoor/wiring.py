@@ -31,7 +31,7 @@ from events.claims import ClaimVerifier
 from events.compartments import GATEWAY
 from events.dead import ExhaustedIntents
 from events.embedded import EmbeddedNats
-from events.errors import FrontdoorError
+from events.errors import StartupRefused
 from events.local_auth import LocalCredentials, has_credentials, secured_embedded
 from events.memory import freeze_long_lived
 from frontdoor.keys import (
@@ -54,11 +54,13 @@ NATS_URL_FILE = "nats-server.url"
 NATS_SUBDIR = "nats"
 #: How long a service of ``up`` waits for the gateway to create the streams.
 STREAMS_WAIT = 60.0
+#: While NATS is unreachable, a turn answers 503 (Retry-After) after this long, not 30 s later.
+UNAVAILABLE_AFTER = 3.0
 #: Bound of each shutdown step (a service still answering, a bus that cannot flush).
 STOP_TIMEOUT = 15.0
 
 
-class ConfigurationError(FrontdoorError):
+class ConfigurationError(StartupRefused):
     """The command cannot run with this configuration (the message says what to set)."""
 
 
@@ -293,6 +295,7 @@ async def build_gateway(
     from frontdoor.doors import add_service_doors
 
     bus = stack.bus
+    bus.unavailable_after = UNAVAILABLE_AFTER
     issuer = _configured(lambda: claim_issuer(ClaimKeySettings(), keys_from))
     web_settings = WebSettings()
     api = intents_router(
@@ -311,17 +314,28 @@ async def build_gateway(
     app = create_gateway_app(bus, dialogue, issuer=issuer, settings=web_settings, routers=[api])
     _attach_slack(app)
     add_service_doors(app, app.state.gateway, timeout=settings.intent_timeout)
-    add_operational_routes(app, stack)
+    token = web_settings.metrics_token
+    add_operational_routes(app, stack, metrics_token=token.get_secret_value() if token else None)
+    _never_log(web_settings, app)
     return app
 
 
-def add_operational_routes(app: FastAPI, stack: Stack) -> None:
-    """Routes of the services of this process (e.g. analysis's chart PNGs under ``/services``),
-    ``/healthz`` and Prometheus ``/metrics``."""
+def _never_log(web: Any, app: FastAPI) -> None:
+    """Register the gateway's configured secrets with the log redaction (``frontdoor.logs``)."""
+    from frontdoor.logs import add_secret
+
+    for secret in (web.session_secret, web.site_token_secret, web.metrics_token):
+        add_secret(secret.get_secret_value() if secret is not None else None)
+    slack = getattr(app.state, "slack", None)
+    if slack is not None:
+        for value in (slack.config.signing_secret, slack.config.bot_token, slack.config.app_token):
+            add_secret(value.get_secret_value() if value is not None else None)
+
+
+def add_operational_routes(app: FastAPI, stack: Stack, *, metrics_token: str | None = None) -> None:
+    """``/healthz`` and Prometheus ``/metrics`` (with ``metrics_token``: only for
+    ``Authorization: Bearer <metrics_token>``)."""
     bus = stack.bus
-    for runner in stack.runners:
-        for make_router in getattr(runner.service, "extra_routers", ()):
-            app.include_router(make_router(runner), prefix="/services")
 
     async def healthz() -> JSONResponse:
         ok = bus.connected
@@ -336,7 +350,10 @@ def add_operational_routes(app: FastAPI, stack: Stack) -> None:
     if not any(getattr(route, "path", None) == "/healthz" for route in app.routes):
         app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     if not any(getattr(route, "path", None) == "/metrics" for route in app.routes):
-        app.mount("/metrics", make_asgi_app())
+        from bots.web.docs import BearerProtected
+
+        metrics = make_asgi_app()
+        app.mount("/metrics", BearerProtected(metrics, metrics_token) if metrics_token else metrics)
 
 
 def _attach_slack(app: FastAPI) -> None:
@@ -407,7 +424,11 @@ async def serve_http(
     sock: socket.socket,
 ) -> None:
     """Serve ``app`` on the bound ``sock`` until ``stop`` is set; call ``on_ready(base_url)``."""
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    from bots.web.app import uvicorn_limits
+
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", **uvicorn_limits(app)
+    )
     server = _Server(config)
     port = sock.getsockname()[1]
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host

@@ -137,3 +137,22 @@ async def test_no_reply_in_time_is_a_504_with_the_correlation_id(
     assert body["correlation_id"] in body["detail"] and "silent" in body["detail"]
     info = await bus.js.stream_info("FD_INTENTS")
     assert info.state.messages == 1  # the intent is still queued for the service
+
+
+async def test_every_string_is_cleaned_and_bad_text_or_deep_json_is_422(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post("/api/intents/echo/say", json={"text": "a\x00b\u202ec\u0065\u0301"})
+    assert r.status_code == 200 and r.json()["reply"]["text"] == "abcé"
+    raw = {"content-type": "application/json"}
+    r = await client.post("/api/intents/echo/say", content='{"text": "a\\ud800b"}', headers=raw)
+    assert r.status_code == 422 and "lone surrogate" in r.json()["detail"]
+    r = await client.post("/api/intents/echo/say", content='{"\\udc00": 1}', headers=raw)
+    assert r.status_code == 422 and "lone surrogate" in r.json()["detail"]
+    deep = "[" * 30_000 + "]" * 30_000
+    for content_type in ("application/json", "text/plain"):
+        r = await client.post(
+            "/api/intents/echo/say", content=deep, headers={"content-type": content_type}
+        )
+        assert r.status_code == 422, r.text[:200]
+        assert "nested deeper than 32 levels" in r.json()["detail"]

@@ -31,7 +31,7 @@ from backend_services.analysis.models import (
 from backend_services.analysis.periods import Window, window
 from backend_services.analysis.settings import AnalysisSettings
 from backend_services.analysis.views import AnalysisViews
-from backend_services.runtime import HandlerContext, Service, ServiceContext, ServiceRunner
+from backend_services.runtime import HandlerContext, Service, ServiceContext
 
 service = Service(
     "analysis", version="0.1.0", description="Metrics and charts from the ordered event bus"
@@ -173,8 +173,9 @@ async def views_rebuild(payload: NoInput, ctx: HandlerContext) -> ViewsStatus:
     return await _status(ctx, rebuilt=True)
 
 
-def charts_router(runner: ServiceRunner) -> APIRouter:
-    """``GET /analysis/charts/{id}.png``: a chart of ``runner``'s service (any instance)."""
+def charts_router(charts: ChartStore) -> APIRouter:
+    """``GET /analysis/charts/{id}.png`` from the charts object store (whichever analysis
+    instance rendered it). The gateway serves it, in every shape of the deployment."""
     router = APIRouter(prefix="/analysis", tags=["analysis"])
 
     @router.get(
@@ -184,14 +185,9 @@ def charts_router(runner: ServiceRunner) -> APIRouter:
         summary="A chart PNG",
     )
     async def get_chart(chart_id: str) -> Response:
-        charts: ChartStore | None = runner.context.state.get("charts")
-        png = await charts.get(chart_id) if charts else None
+        png = await charts.get(chart_id)
         if png is None:
             raise HTTPException(404, detail=f"There is no chart '{chart_id}'.")
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
 
     return router
-
-
-#: Extra HTTP routes of this service: the gateway mounts each ``make(runner)`` under /services.
-service.extra_routers = (charts_router,)  # type: ignore[attr-defined]

@@ -19,6 +19,8 @@ from backend_services.management.settings import ManagementSettings
 from backend_services.management.tables import ProcessedRequest
 from backend_services.management.tickets_repo import Caller
 from backend_services.runtime import HandlerContext, Service
+from backend_services.runtime.outbox import OutboxRelay, envelopes_from_json, envelopes_json
+from events.envelope import Envelope
 
 if TYPE_CHECKING:
     from backend_services.management.ops import ServiceRegistry
@@ -43,6 +45,7 @@ class ManagementState:
     clock: Callable[[], datetime]
     registry: ServiceRegistry | None = None
     checker: SlaChecker | None = None
+    relay: OutboxRelay | None = None
 
 
 def state_of(ctx: HandlerContext) -> ManagementState:
@@ -87,10 +90,13 @@ class Applied:
     #: set on a fresh application; a redelivery is answered from the current state.
     out: Any = None
 
+    #: the events as envelopes (built in the transaction, published after it)
+    envelopes: list[Envelope] = field(default_factory=list)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "message": self.message,
-            "events": [[t, p] for t, p in self.events],
+            "envelopes": envelopes_json(self.envelopes),
             "user_id": self.user_id,
         }
 
@@ -99,9 +105,9 @@ class Applied:
         data = row.result or {}
         return cls(
             message=data.get("message"),
-            events=[(t, p) for t, p in data.get("events", [])],
             ticket_id=row.ticket_id,
             user_id=data.get("user_id"),
+            envelopes=envelopes_from_json(data.get("envelopes")),
         )
 
 
@@ -114,7 +120,8 @@ async def apply_once(ctx: HandlerContext, change: Change) -> Applied:
     The intent's envelope id is stored with the change (primary key, same transaction), so a
     redelivered intent does not apply twice: the recorded result is found and its events are
     re-published instead (their ids derive from the intent id, so the bus keeps one copy), and
-    it is answered from the current state.
+    it is answered from the current state. The events are stored in the same transaction as
+    envelopes (the outbox): if publishing them fails after the commit, the relay publishes them.
 
     On PostgreSQL the id is looked up first. On SQLite the change is simply attempted: a
     redelivery then fails on the key (or the change itself refuses, e.g. "already closed") and
@@ -138,6 +145,10 @@ async def apply_once(ctx: HandlerContext, change: Change) -> Applied:
                     applied = await change(s, caller, now)
                 except TransitionError as exc:
                     raise HandlerError(str(exc)) from exc
+                applied.envelopes = [
+                    ctx.event(number, event_type, payload)
+                    for number, (event_type, payload) in enumerate(applied.events, 1)
+                ]
                 s.add(
                     ProcessedRequest(
                         request_id=request_id,
@@ -158,8 +169,12 @@ async def apply_once(ctx: HandlerContext, change: Change) -> Applied:
             if not isinstance(exc, IntegrityError) or attempt == 2:
                 raise
     assert applied is not None
-    for event_type, payload in applied.events:
-        await ctx.emit(event_type, payload)
+    relay = st.relay
+    if relay is not None:
+        await relay.publish(request_id, applied.envelopes)
+    else:
+        for env in applied.envelopes:
+            await ctx.bus.publish(env)
     return applied
 
 

@@ -16,9 +16,13 @@ from backend_services.management.core import STATE_KEY, ManagementState, service
 from backend_services.management.database import Database
 from backend_services.management.handlers_users import roles_changed_event
 from backend_services.management.lifecycle import SlaPolicy
+from backend_services.management.outbox import outbox_of
 from backend_services.management.settings import ManagementSettings
 from backend_services.management.sla import SLA_NAMESPACE, SlaChecker, system_event
 from backend_services.runtime import ServiceContext
+from backend_services.runtime.outbox import OutboxRelay
+from events.errors import StartupRefused
+from events.micro import discover
 
 __all__ = ["bootstrap_admins", "service"]
 
@@ -71,6 +75,8 @@ async def start(ctx: ServiceContext) -> None:
     """Open and migrate the database, bootstrap admins, start the background tasks."""
     settings = settings_from(ctx)
     db = Database(settings.resolved_database_url())
+    if db.backend == "sqlite":
+        await _refuse_a_second_sqlite_instance(ctx, db)
     await db.migrate()
     st = ManagementState(
         settings=settings,
@@ -88,6 +94,9 @@ async def start(ctx: ServiceContext) -> None:
         clock=ctx.now,
     )
     ctx.state[STATE_KEY] = st
+    fetch, mark = outbox_of(db)
+    st.relay = OutboxRelay(ctx.bus, fetch, mark, clock=ctx.now)
+    await st.relay.start()
     await bootstrap_admins(st, ctx)
     st.checker = SlaChecker(db, ctx.bus, ctx.now, settings.management_sla_check_seconds)
     st.checker.start()
@@ -102,12 +111,27 @@ def _defaults(settings: ManagementSettings, which: str) -> dict[str, int]:
     return dict(DEFAULT_FIRST_RESPONSE if which == "first" else DEFAULT_RESOLUTION)
 
 
+async def _refuse_a_second_sqlite_instance(ctx: ServiceContext, db: Database) -> None:
+    """SQLite serves one process: a second management instance needs PostgreSQL."""
+    others = await discover(ctx.bus, "PING", "management")
+    if others:
+        await db.dispose()
+        raise StartupRefused(
+            f"{len(others)} management instance(s) already run, and this one would use SQLite, "
+            "which serves one process only: to run several, set FRONTDOOR_DATABASE_URL (or "
+            "FRONTDOOR_MANAGEMENT_DATABASE_URL) to a PostgreSQL database "
+            "(postgresql+asyncpg://user:password@host/db)"
+        )
+
+
 @service.on_shutdown
 async def stop(ctx: ServiceContext) -> None:
     """Stop the background tasks and close the database."""
     st = ctx.state.pop(STATE_KEY, None)
     if not isinstance(st, ManagementState):
         return
+    if st.relay:
+        await st.relay.stop()
     if st.checker:
         await st.checker.stop()
     if st.registry:

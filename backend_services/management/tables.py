@@ -191,14 +191,21 @@ class ProcessedRequest(Base):
 
     Written in the same transaction as the change, so a redelivered intent is recognised and
     only its events are published again (their ids are deterministic, the bus drops repeats).
-    ``result`` is ``{"events": [[type, payload], ...], "message": str}``.
+    It is also the outbox: ``result`` holds the events as whole envelopes
+    (``{"envelopes": [...], "message": str, ...}``) and ``published_at`` stays empty until they
+    were published, so a publish lost after the commit is made by the relay
+    (``backend_services.runtime.outbox``).
     """
 
     __tablename__ = "mgmt_processed_requests"
-    __table_args__ = (Index("ix_mgmt_processed_requests_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_mgmt_processed_requests_created_at", "created_at"),
+        Index("ix_mgmt_processed_requests_published_at", "published_at"),
+    )
 
     request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     action: Mapped[str] = mapped_column(String(64))
     ticket_id: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -393,9 +393,12 @@ async def claim_breaches(s: AsyncSession, now: datetime) -> list[tuple[Ticket, s
 
 
 async def prune_processed(s: AsyncSession, older_than: datetime) -> int:
-    """Forget processed request ids older than ``older_than`` (redeliveries stop long before)."""
+    """Forget processed request ids older than ``older_than`` (redeliveries stop long before)
+    whose events were published (the outbox keeps the others until the relay publishes them)."""
     result = await s.execute(
-        delete(ProcessedRequest).where(ProcessedRequest.created_at < older_than)
+        delete(ProcessedRequest).where(
+            ProcessedRequest.created_at < older_than, ProcessedRequest.published_at.is_not(None)
+        )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

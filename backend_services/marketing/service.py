@@ -11,7 +11,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 
 from backend_services.marketing.domain_events import (
     CampaignAnnounced,
@@ -43,6 +47,7 @@ from backend_services.marketing.models import (
 from backend_services.marketing.settings import MarketingSettings
 from backend_services.marketing.store import Campaign, Conflict, Lead, MarketingStore, NotFound
 from backend_services.runtime import HandlerContext, HandlerError, Service, ServiceContext
+from backend_services.runtime.outbox import OutboxRelay
 from events.envelope import SYSTEM_ACTOR, Conversation, Envelope
 
 log = logging.getLogger("frontdoor.marketing")
@@ -58,6 +63,43 @@ MANAGERS = {"agent", "admin"}
 
 def _store(ctx: HandlerContext) -> MarketingStore:
     return ctx.state["store"]  # type: ignore[no-any-return]
+
+
+def _relay(ctx: HandlerContext) -> OutboxRelay:
+    return ctx.state["relay"]  # type: ignore[no-any-return]
+
+
+OutT = TypeVar("OutT", bound=BaseModel)
+Change = Callable[[], Awaitable[tuple[BaseModel, list[Envelope]]]]
+
+
+async def apply_once(
+    ctx: HandlerContext, out: type[OutT], change: Change
+) -> tuple[OutT, list[int]]:
+    """Run ``change`` (store calls, then the answer and the events' envelopes) in one
+    transaction, once per intent or request id; publish the events after the commit.
+
+    A redelivery (or a retried request with the same id) is answered from the record and its
+    events published again (the bus keeps one copy): "name taken" never answers a campaign this
+    very request created. Returns the answer and the events' bus sequences.
+    """
+    store = _store(ctx)
+    request_id = str(ctx.envelope.id)
+    try:
+        async with store.once(request_id, ctx.action, ctx.now()) as once:
+            if once.recorded is None:
+                with domain_errors():
+                    output, envelopes = await change()
+                once.record(output.model_dump(mode="json"), envelopes)
+            recorded = once.recorded or (once.result, once.envelopes)
+    except IntegrityError:
+        found = await store.recorded(request_id)  # a concurrent delivery committed first
+        if found is None:
+            raise
+        recorded = found
+    answer, envelopes = recorded
+    seqs = await _relay(ctx).publish(request_id, envelopes)
+    return out.model_validate(answer), seqs
 
 
 @contextlib.contextmanager
@@ -169,7 +211,11 @@ async def _scheduler(ctx: ServiceContext, interval: float) -> None:
 async def open_store(ctx: ServiceContext) -> None:
     """Open the database (create tables) and start the campaign scheduler."""
     settings = ctx.settings if isinstance(ctx.settings, MarketingSettings) else MarketingSettings()
-    ctx.state["store"] = await MarketingStore.open(settings.resolved_database_url())
+    store = await MarketingStore.open(settings.resolved_database_url())
+    ctx.state["store"] = store
+    relay = OutboxRelay(ctx.bus, store.unpublished, store.mark_published, clock=ctx.now)
+    await relay.start()
+    ctx.state["relay"] = relay
     ctx.state["scheduler"] = asyncio.create_task(
         _scheduler(ctx, settings.scheduler_interval_seconds), name="marketing-scheduler"
     )
@@ -183,6 +229,9 @@ async def close_store(ctx: ServiceContext) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    relay = ctx.state.pop("relay", None)
+    if relay is not None:
+        await relay.stop()
     store = ctx.state.pop("store", None)
     if store is not None:
         await store.close()
@@ -194,12 +243,16 @@ async def close_store(ctx: ServiceContext) -> None:
 @service.handler("campaign_create", roles=MANAGERS, summary="Create a campaign (draft/scheduled)")
 async def campaign_create(payload: CampaignCreate, ctx: HandlerContext) -> CampaignOut:
     """Create a campaign; with ``scheduled_at`` it is scheduled, else a draft."""
-    with domain_errors():
+
+    async def change() -> tuple[BaseModel, list[Envelope]]:
         campaign = await _store(ctx).create_campaign(
             ctx.now(), ctx.actor.id, **payload.model_dump(exclude_none=True)
         )
-    await ctx.emit("campaign.created", _changed(campaign))
-    return campaign_out(campaign, note="Created.")
+        return campaign_out(campaign, note="Created."), [
+            ctx.event(1, "campaign.created", _changed(campaign))
+        ]
+
+    return (await apply_once(ctx, CampaignOut, change))[0]
 
 
 @service.handler("campaign_update", roles=MANAGERS, summary="Change a campaign's settings")
@@ -210,17 +263,24 @@ async def campaign_update(payload: CampaignUpdate, ctx: HandlerContext) -> Campa
         raise HandlerError(
             "Tell me what to change: channel, audience_segment, message or slack_channel."
         )
-    with domain_errors():
+
+    async def change() -> tuple[BaseModel, list[Envelope]]:
         campaign = await _store(ctx).update_campaign(payload.campaign, ctx.now(), **changes)
-    await ctx.emit("campaign.updated", _changed(campaign, campaign.status))
-    return campaign_out(campaign, note="Updated.")
+        return campaign_out(campaign, note="Updated."), [
+            ctx.event(1, "campaign.updated", _changed(campaign, campaign.status))
+        ]
+
+    return (await apply_once(ctx, CampaignOut, change))[0]
 
 
 async def _transition(ctx: HandlerContext, ref: str, action: str, at: object = None) -> CampaignOut:
-    with domain_errors():
+    async def change() -> tuple[BaseModel, list[Envelope]]:
         campaign, previous = await _store(ctx).transition(ref, action, ctx.now(), at)  # type: ignore[arg-type]
-    await ctx.emit(EVENT_OF[action], _changed(campaign, previous))
-    return campaign_out(campaign)
+        return campaign_out(campaign), [
+            ctx.event(1, EVENT_OF[action], _changed(campaign, previous))
+        ]
+
+    return (await apply_once(ctx, CampaignOut, change))[0]
 
 
 @service.handler("campaign_schedule", roles=MANAGERS, summary="Schedule a campaign's start")
@@ -320,20 +380,24 @@ async def campaign_announce(payload: CampaignAnnounce, ctx: HandlerContext) -> A
         text=text,
         announced_by=ctx.actor.name or ctx.actor.id,
     )
-    # Not ctx.emit: the event belongs to the Slack channel's conversation, not the requester's.
-    seq = await ctx.bus.publish(
-        Envelope.new(
-            "campaign.announced",
-            event,
-            conversation=Conversation(channel="slack", id=channel),
-            actor=ctx.actor,
-            correlation_id=ctx.correlation_id,
-            causation_id=ctx.envelope.id,
-            id=uuid.uuid5(ctx.envelope.id, "campaign.announced"),
-        )
+    # Not ctx.event: the event belongs to the Slack channel's conversation, not the requester's.
+    announced = Envelope.new(
+        "campaign.announced",
+        event,
+        conversation=Conversation(channel="slack", id=channel),
+        actor=ctx.actor,
+        correlation_id=ctx.correlation_id,
+        causation_id=ctx.envelope.id,
+        id=uuid.uuid5(ctx.envelope.id, "campaign.announced"),
     )
-    await store.count_announcement(campaign.id, ctx.now())
-    return AnnounceOut(campaign=campaign.name, slack_channel=channel, text=text, event_seq=seq)
+
+    async def change() -> tuple[BaseModel, list[Envelope]]:
+        await store.count_announcement(campaign.id, ctx.now())
+        out = AnnounceOut(campaign=campaign.name, slack_channel=channel, text=text, event_seq=0)
+        return out, [announced]
+
+    out, seqs = await apply_once(ctx, AnnounceOut, change)
+    return out.model_copy(update={"event_seq": seqs[0]})
 
 
 # -- leads ---------------------------------------------------------------------------------
@@ -351,7 +415,8 @@ async def lead_capture(payload: LeadCapture, ctx: HandlerContext) -> LeadOut:
     verified = ctx.verified_email
     owner = verified is not None and verified.lower() == payload.email.lower()
     privileged = ctx.actor.has_any(MANAGERS) or owner
-    with domain_errors():
+
+    async def change() -> tuple[BaseModel, list[Envelope]]:
         lead, created = await _store(ctx).capture_lead(
             ctx.now(),
             payload.campaign,
@@ -359,10 +424,16 @@ async def lead_capture(payload: LeadCapture, ctx: HandlerContext) -> LeadOut:
             may_update=privileged,
             **payload.model_dump(exclude={"campaign"}),
         )
-    if lead is not None:
-        await ctx.emit("lead.captured", _lead_event(lead, created))
-    if privileged and lead is not None:
-        return lead_out(lead, created)
+        events = [] if lead is None else [ctx.event(1, "lead.captured", _lead_event(lead, created))]
+        if privileged and lead is not None:
+            return lead_out(lead, created), events
+        return _echo(payload), events
+
+    return (await apply_once(ctx, LeadOut, change))[0]
+
+
+def _echo(payload: LeadCapture) -> LeadOut:
+    """What an unprivileged caller gets back: only what it sent."""
     return LeadOut(
         id=None,
         name=payload.name,
@@ -380,10 +451,14 @@ async def lead_capture(payload: LeadCapture, ctx: HandlerContext) -> LeadOut:
 @service.handler("lead_convert", roles=MANAGERS, summary="Mark a lead as converted")
 async def lead_convert(payload: LeadConvert, ctx: HandlerContext) -> LeadOut:
     """The lead bought or signed up; counts toward its campaign's conversion."""
-    with domain_errors():
+
+    async def change() -> tuple[BaseModel, list[Envelope]]:
         lead = await _store(ctx).convert_lead(payload.email, payload.campaign, ctx.now())
-    await ctx.emit("lead.converted", _lead_event(lead, False))
-    return lead_out(lead, created=False)
+        return lead_out(lead, created=False), [
+            ctx.event(1, "lead.converted", _lead_event(lead, False))
+        ]
+
+    return (await apply_once(ctx, LeadOut, change))[0]
 
 
 # -- segments ------------------------------------------------------------------------------
@@ -406,21 +481,21 @@ async def _segment_out(store: MarketingStore, name: str, limit: int) -> SegmentO
 async def segment_create(payload: SegmentCreate, ctx: HandlerContext) -> SegmentOut:
     """A named set of rules over lead fields (all or any must hold)."""
     store = _store(ctx)
-    with domain_errors():
+
+    async def change() -> tuple[BaseModel, list[Envelope]]:
         await store.create_segment(
             payload.name, payload.description, payload.match, payload.rules, ctx.now()
         )
         out = await _segment_out(store, payload.name, 0)
-    await ctx.emit(
-        "segment.created",
-        SegmentCreated(
+        created = SegmentCreated(
             name=out.name,
             match=out.match,
             rules=[r.model_dump(mode="json") for r in out.rules],
             size=out.size,
-        ),
-    )
-    return out
+        )
+        return out, [ctx.event(1, "segment.created", created)]
+
+    return (await apply_once(ctx, SegmentOut, change))[0]
 
 
 @service.handler("segment_preview", roles=MANAGERS, summary="Size and sample of a segment")

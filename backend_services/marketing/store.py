@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -35,7 +39,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from backend_services.marketing.lifecycle import next_status
 from backend_services.marketing.models import SegmentRule
+from backend_services.runtime.outbox import envelopes_from_json, envelopes_json
 from backend_services.runtime.sql import UTCDateTime, create_engine
+from events.envelope import Envelope
+
+#: The session of the change being applied once (``MarketingStore.once``): store methods called
+#: inside it join its transaction instead of opening their own.
+_AMBIENT: ContextVar[AsyncSession | None] = ContextVar("marketing_session", default=None)
 
 
 class Base(DeclarativeBase):
@@ -146,6 +156,41 @@ def segment_clause(rules: list[SegmentRule], match: str) -> ColumnElement[bool]:
     return and_(*clauses) if match == "all" else or_(*clauses)
 
 
+class ProcessedRequest(Base):
+    """An intent or request already applied, with its answer, and the outbox of its events.
+
+    Written in the same transaction as the change: a redelivery is answered from ``result`` and
+    its events published again (the bus drops repeats); ``published_at`` stays empty until the
+    events were published, so the relay publishes them when that failed after the commit.
+    """
+
+    __tablename__ = "marketing_processed_requests"
+    __table_args__ = (
+        Index("ix_marketing_processed_requests_published_at", "published_at"),
+        Index("ix_marketing_processed_requests_created_at", "created_at"),
+    )
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+@dataclass
+class Once:
+    """A change being applied once: ``recorded`` holds a previous application's answer and
+    envelopes (then nothing is changed); otherwise ``record`` them."""
+
+    recorded: tuple[dict[str, Any], list[Envelope]] | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    envelopes: list[Envelope] = field(default_factory=list)
+
+    def record(self, result: dict[str, Any], envelopes: list[Envelope]) -> None:
+        """What this application answers and emits (stored with the change)."""
+        self.result, self.envelopes = result, envelopes
+
+
 class MarketingStore:
     """Campaigns, leads and segments in one database."""
 
@@ -167,9 +212,74 @@ class MarketingStore:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction (committed on success)."""
+        """A session in a transaction (committed on success); inside ``once``, its session."""
+        ambient = _AMBIENT.get()
+        if ambient is not None:
+            yield ambient
+            await ambient.flush()  # ids and defaults are known when the block returns
+            return
         async with self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def once(self, request_id: str, action: str, now: datetime) -> AsyncIterator[Once]:
+        """Apply a change once per ``request_id``: one transaction for the store calls made
+        inside, the answer and the events' envelopes (the outbox). A request applied before
+        yields its record and changes nothing. A concurrent first application surfaces as
+        ``IntegrityError`` at the commit (``recorded`` then finds it)."""
+        async with self._sessions() as session, session.begin():
+            done = await session.get(ProcessedRequest, request_id)
+            if done is not None:
+                yield Once(recorded=_record_of(done))
+                return
+            once = Once()
+            token = _AMBIENT.set(session)
+            try:
+                yield once
+            finally:
+                _AMBIENT.reset(token)
+            session.add(
+                ProcessedRequest(
+                    request_id=request_id,
+                    action=action,
+                    result={"answer": once.result, "envelopes": envelopes_json(once.envelopes)},
+                    created_at=now,
+                )
+            )
+
+    async def recorded(self, request_id: str) -> tuple[dict[str, Any], list[Envelope]] | None:
+        """The record of ``request_id``, if it was applied."""
+        async with self._sessions() as session:
+            done = await session.get(ProcessedRequest, request_id)
+            return _record_of(done) if done is not None else None
+
+    async def unpublished(
+        self, older_than: datetime, limit: int
+    ) -> list[tuple[str, list[Envelope]]]:
+        """Outbox entries not marked published, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(ProcessedRequest.request_id, ProcessedRequest.result)
+                .where(
+                    ProcessedRequest.published_at.is_(None),
+                    ProcessedRequest.created_at < older_than,
+                )
+                .order_by(ProcessedRequest.created_at)
+                .limit(limit)
+            )
+            return [
+                (rid, envelopes_from_json((result or {}).get("envelopes")))
+                for rid, result in rows.all()
+            ]
+
+    async def mark_published(self, request_ids: list[str], now: datetime) -> None:
+        """Mark outbox entries published."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(ProcessedRequest)
+                .where(ProcessedRequest.request_id.in_(request_ids))
+                .values(published_at=now)
+            )
 
     # -- campaigns -----------------------------------------------------------------------------
 
@@ -399,3 +509,8 @@ class MarketingStore:
                 (await session.execute(base.order_by(Lead.id).limit(limit))).unique().scalars()
             )
         return int(size), sample
+
+
+def _record_of(row: ProcessedRequest) -> tuple[dict[str, Any], list[Envelope]]:
+    data = row.result or {}
+    return dict(data.get("answer") or {}), envelopes_from_json(data.get("envelopes"))

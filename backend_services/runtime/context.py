@@ -84,6 +84,12 @@ class HandlerContext:
         """The current time from the injectable clock."""
         return self.service.now()
 
+    def event(self, number: int, type: str, payload: BaseModel | dict[str, Any]) -> Envelope:
+        """The ``number``-th (from 1) domain event of this intent, not published: its id is
+        derived from the intent id, the number and the type (what ``emit`` publishes)."""
+        event_id = uuid.uuid5(self.envelope.id, f"emit:{number}:{type}")
+        return self.envelope.follow(type, payload, id=event_id)
+
     async def emit(self, type: str, payload: BaseModel | dict[str, Any]) -> int:
         """Publish a domain event following the intent; return its bus sequence.
 
@@ -91,5 +97,4 @@ class HandlerContext:
         that emits again produces the same ids and the bus stores each event once.
         """
         self._emitted += 1
-        event_id = uuid.uuid5(self.envelope.id, f"emit:{self._emitted}:{type}")
-        return await self.bus.publish(self.envelope.follow(type, payload, id=event_id))
+        return await self.bus.publish(self.event(self._emitted, type, payload))

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -29,8 +30,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bots.identity import SLACK_PREFIX
+from bots.router import DeliverLater
 from bots.tracking import ObservedReply
 from bots.turns import IncomingMessage
+from bots.web.text import BadText, clean_text
 from events.bus import Bus
 
 from .announce import AnnouncementRelay
@@ -44,6 +47,11 @@ from .threads import FollowedThreads
 log = logging.getLogger("frontdoor.slack")
 
 TurnHandler = Callable[[IncomingMessage], Awaitable[Any]]
+
+
+class DeliveryBusy(DeliverLater):
+    """Another replica holds the claim on this reply: the router tries again shortly."""
+
 
 #: Message subtypes that are not a person saying something new.
 _IGNORED_SUBTYPES = {
@@ -97,7 +105,8 @@ class SlackChannel:
         self.handoff: HandoffMirror | None = None
         self.announcements: AnnouncementRelay | None = None
         self.threads: FollowedThreads | None = None
-        self._response_urls: dict[str, tuple[float, str]] = {}
+        #: a slash command's response URL by channel, for as long as Slack accepts it
+        self._response_urls: TTLCache[str, str] = TTLCache(10_000, _RESPONSE_URL_TTL)
         self._register()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -143,6 +152,17 @@ class SlackChannel:
         Transient failures raise (the router retries); permanent ones (no such channel, not a
         member, ...) are logged and dropped so one bad channel cannot block the others.
         """
+        claim = ("post", str(item.envelope.id))
+        state = await self.seen.begin(*claim)
+        if state == "done":
+            return  # another replica (or this one, before a restart) posted it
+        if state == "busy":
+            raise DeliveryBusy(f"reply seq {item.seq} is being posted by another replica")
+        if await self._post(item):
+            await self.seen.finish(*claim)
+
+    async def _post(self, item: ObservedReply) -> bool:
+        """Post the reply; True when done (posted, or dropped for good), raise to retry."""
         conv = item.envelope.conversation
         text, blocks = reply_text(item.reply), reply_blocks(item.reply)
         try:
@@ -154,16 +174,17 @@ class SlackChannel:
             if error in {"not_in_channel", "channel_not_found"} and await self._respond(
                 conv.id, text, blocks
             ):
-                return
+                return True
             if error in PERMANENT_ERRORS:
                 log.error("reply seq %s to Slack %s dropped: %s", item.seq, conv.id, error)
-                return
+                return True
             raise
+        return True
 
     async def _respond(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> bool:
         """Answer a slash command through its response URL (the bot is not in that channel)."""
-        expires, url = self._response_urls.get(channel, (0.0, ""))
-        if not url or expires < time.monotonic():
+        url = self._response_urls.get(channel)
+        if not url:
             return False
         response = await AsyncWebhookClient(url).send(
             text=text, blocks=blocks, response_type="in_channel"
@@ -261,8 +282,7 @@ class SlackChannel:
         await ack(response_type="in_channel")
         channel = str(command["channel_id"])
         if command.get("response_url"):
-            deadline = time.monotonic() + _RESPONSE_URL_TTL
-            self._response_urls[channel] = (deadline, str(command["response_url"]))
+            self._response_urls[channel] = str(command["response_url"])
         await self._turn(
             channel=channel,
             thread=None,
@@ -332,6 +352,11 @@ class SlackChannel:
         user_name: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        try:
+            text = clean_text(text)
+        except BadText:
+            log.info("Slack message %s ignored: its text is not valid Unicode", message_id)
+            return
         if not text:
             return
         message = IncomingMessage(

@@ -6,6 +6,11 @@ minutes; a message that mentions the bot also arrives twice (``app_mention`` and
 dedup window: the first claimer wins, every later claim (another replica, a retry) is refused.
 The turn's ``message.received`` envelope id is derived from the same key as well, so even a claim
 lost to a KV outage cannot make the bus store a turn twice.
+
+What the bot *posts* (each reply) is claimed with a lease instead (``begin``/``finish``): every
+replica reads the same replies in the same order; the one whose claim wins posts, the others
+wait until it is marked done and move on, and a replica that dies mid-post is taken over when
+its lease runs out. So with several gateways each reply is posted once, in order.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
+import uuid
+from typing import Literal
 
 import nats.js.errors
 from nats.js.kv import KeyValue
@@ -39,11 +47,18 @@ def kv_key(*parts: str) -> str:
     return ".".join(safe)
 
 
+ClaimState = Literal["mine", "done", "busy"]
+_DONE = b"done"
+
+
 class SeenSet:
     """An expiring set of already handled keys in NATS KV."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, lease_seconds: float = 30.0) -> None:
         self._kv = kv
+        self.owner = uuid.uuid4().hex[:12]
+        self.lease_seconds = lease_seconds
+        self._held: dict[str, int] = {}
 
     @classmethod
     async def open(cls, bus: Bus, ttl_seconds: float) -> SeenSet:
@@ -61,3 +76,42 @@ class SeenSet:
             # Fail open: the bus still drops the duplicate turn by its envelope id.
             log.warning("slack seen-set unavailable (%s); relying on the bus duplicate window", exc)
         return True
+
+    async def begin(self, *parts: str) -> ClaimState:
+        """Claim posting ``parts``: ``mine`` (go ahead, then ``finish``), ``done`` (posted
+        already: skip) or ``busy`` (another replica is posting it: try again later)."""
+        key = kv_key(*parts)
+        claim = f"busy:{self.owner}:{time.time() + self.lease_seconds:.3f}".encode()
+        try:
+            self._held[key] = int(await self._kv.create(key, claim))
+            return "mine"
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        entry = await self._kv.get(key)
+        value = bytes(entry.value or b"")
+        if value == _DONE:
+            return "done"
+        _, owner, deadline = [*value.decode(errors="replace").split(":"), "", ""][:3]
+        try:
+            expired = float(deadline) < time.time()
+        except ValueError:
+            expired = True
+        if owner != self.owner and not expired:
+            return "busy"
+        try:  # ours from before a retry, or a dead replica's: take it over
+            self._held[key] = int(await self._kv.update(key, claim, last=entry.revision))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return "busy"
+        return "mine"
+
+    async def finish(self, *parts: str) -> None:
+        """Mark ``parts`` done (after a successful post, or a permanent failure)."""
+        key = kv_key(*parts)
+        revision = self._held.pop(key, None)
+        if revision is None:
+            await self._kv.put(key, _DONE)
+            return
+        try:
+            await self._kv.update(key, _DONE, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            log.warning("slack post %s was taken over while it was being posted", key)

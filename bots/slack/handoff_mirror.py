@@ -22,6 +22,7 @@ import re
 import uuid
 from typing import Any, Literal
 
+from cachetools import TTLCache
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 from slack_sdk.errors import SlackApiError
@@ -83,7 +84,8 @@ class HandoffMirror:
         self._seen = seen
         self.support_channel = support_channel
         self._kv: KeyValue | None = None
-        self._names: dict[str, str | None] = {}
+        #: Slack users' display names (bounded, refreshed hourly)
+        self._names: TTLCache[str, str | None] = TTLCache(10_000, 3600.0)
         self._relays: list[CursorRelay] = []
 
     async def start(self) -> None:
@@ -383,7 +385,7 @@ class HandoffMirror:
             except SlackApiError as exc:
                 log.info("users.info %s failed: %s", user_id, exc.response.get("error"))
                 self._names[user_id] = None
-        return self._names[user_id]
+        return self._names.get(user_id)
 
 
 def _button(text: str, value: str, style: str) -> dict[str, Any]:

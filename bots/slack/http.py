@@ -1,27 +1,38 @@
 """Mount the Slack Events API on the gateway: ``POST /slack/events`` through Bolt's adapter.
 
-Bolt verifies every request's ``X-Slack-Signature`` (v0 HMAC-SHA256 of the body with the
-signing secret) and timestamp (at most 5 minutes old); anything else is answered ``401`` and
-logged here, never processed.
+Every request's ``X-Slack-Request-Timestamp`` must be a number and its ``X-Slack-Signature``
+(v0 HMAC-SHA256 of the body with the signing secret, at most 5 minutes old) valid, else ``401``
+(checked here with slack_sdk's verifier, and again by Bolt). A signed body that is not what
+Slack sends (``bots.slack.payloads``) is a ``400``; only then does Bolt take the request.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 
 from bots.handoff import HandoffDecliner
 from events.bus import Bus
 
 from .channel import SlackChannel, TurnHandler
+from .payloads import InvalidSlackBody, check_slack_body
 from .settings import SlackConfigError, SlackSettings
 from .socket_mode import SocketModeRunner
 
 log = logging.getLogger("frontdoor.slack")
 
 EVENTS_PATH = "/slack/events"
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_MAX_DEPTH = 32
+
+
+def _refuse(status: int, detail: str) -> Response:
+    return JSONResponse({"detail": detail}, status_code=status)
 
 
 def build_slack_channel(
@@ -44,14 +55,32 @@ def build_slack_channel(
 def create_slack_router(channel: SlackChannel, path: str = EVENTS_PATH) -> APIRouter:
     """An ``APIRouter`` with ``POST <path>`` (Events API, slash commands, interactivity)."""
     handler = AsyncSlackRequestHandler(channel.bolt)
+    secret = channel.config.signing_secret
+    verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
     router = APIRouter()
 
     @router.post(path, include_in_schema=False)
     async def slack_events(request: Request) -> Response:
-        response = await handler.handle(request)
-        if response.status_code == 401:
-            peer = request.client.host if request.client else "?"
+        peer = request.client.host if request.client else "?"
+        body = await request.body()
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if not _TIMESTAMP.match(timestamp):
+            log.warning("rejected a Slack request from %s: no valid timestamp", peer)
+            return _refuse(401, "X-Slack-Request-Timestamp must be a Unix time in seconds")
+        if not verifier.is_valid(body, timestamp, signature):
             log.warning("rejected a Slack request from %s: invalid or stale signature", peer)
+            return _refuse(401, "invalid or stale Slack signature")
+        try:
+            check_slack_body(body, request.headers.get("content-type", ""), _MAX_DEPTH)
+        except InvalidSlackBody as exc:
+            log.warning("refused a signed Slack request from %s: %s", peer, exc)
+            return _refuse(400, str(exc))
+        response = await handler.handle(request)
+        if response.status_code == 404:
+            # Bolt has no listener for it (an event type nobody subscribes to act on): taken,
+            # nothing to do. A non-2xx answer would only make Slack send it again.
+            return Response(status_code=200)
         return response
 
     return router

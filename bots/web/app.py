@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bots.handoff import HandoffRegistry
 from bots.identity import SiteUser, Unauthenticated
@@ -31,11 +32,16 @@ from bots.roles import RoleResolver
 from bots.router import ReplyRouter
 from bots.turns import Dialogue, TurnPipeline
 from bots.web.auth import unauthorized
+from bots.web.docs import add_docs
+from bots.web.errors import CatchAll, ErrorReporter, answers, validation_response
+from bots.web.guard import EdgeGuard, SocketCounter, rate_limited_response
 from bots.web.health import HealthCheck, gather_health
-from bots.web.limits import BodySizeLimit, RateLimiter, SecurityHeaders
+from bots.web.limits import BodySizeLimit, SecurityHeaders
+from bots.web.ratelimit import RateLimited
 from bots.web.rest import RestChannel, rest_router
 from bots.web.sessions import InvalidSession, Session, SessionSigner
 from bots.web.settings import WebSettings
+from bots.web.text import EdgeText
 from bots.web.websocket import websocket_router
 from events.bus import Bus
 from events.claims import ClaimIssuer
@@ -79,12 +85,21 @@ class Gateway:
             turn_factory=turn_factory,
         )
         self.router = ReplyRouter(bus)
-        self.rest = RestChannel(settings.rest_pending_max)
+        self.rest = RestChannel(
+            settings.rest_pending_max, pending_ttl=settings.rest_pending_ttl_seconds
+        )
         self.router.register("rest", self.rest)
         self.signer = SessionSigner(
             settings.session_secret.get_secret_value(), settings.session_max_age_seconds
         )
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_seconds)
+        #: rate limits by client address and by caller (``bots.web.guard``)
+        self.guard = EdgeGuard(settings)
+        #: unexpected errors, logged once and compactly (``bots.web.errors``)
+        self.errors = ErrorReporter()
+        #: open WebSockets: in all and per client address (``FRONTDOOR_WS_MAX_CONNECTIONS*``)
+        self.sockets = SocketCounter(
+            settings.ws_max_connections, settings.ws_max_connections_per_address
+        )
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
         #: the services' health, by name, shown by ``/healthz`` (set by whoever runs them)
@@ -114,8 +129,10 @@ class Gateway:
 class SessionRequest(BaseModel):
     """``POST /api/session`` body: optionally the token to renew, and the site's user token."""
 
-    token: str | None = Field(default=None, max_length=2048, description="A session to renew")
-    user_token: str | None = Field(
+    model_config = ConfigDict(extra="ignore")
+
+    token: EdgeText | None = Field(default=None, max_length=2048, description="A session to renew")
+    user_token: EdgeText | None = Field(
         default=None,
         max_length=8192,
         description="A user token signed by the embedding site (identity verification)",
@@ -139,15 +156,20 @@ def _api_router() -> APIRouter:
         "/api/session",
         response_model=SessionOut,
         summary="Issue or renew a session (a guest's, or a site user's with a user token)",
-        responses={401: {"description": "The user token is not valid"}},
+        responses=answers(401, 413, 422, 429, 500),
     )
     async def session(request: Request, body: SessionRequest | None = None) -> SessionOut:
         gateway: Gateway = request.app.state.gateway
+        address = await gateway.guard.admit(request.scope)
         old: Session | None = None
         if body is not None and body.token:
             with contextlib.suppress(InvalidSession):
                 old = gateway.signer.verify(body.token)
-        user = _site_user(gateway, body.user_token if body is not None else None)
+        try:
+            user = _site_user(gateway, body.user_token if body is not None else None)
+        except HTTPException:
+            await gateway.guard.failed(address)
+            raise
         if user is None and old is not None and old.user is not None:
             # A user's session is renewed only with a fresh user token from the site.
             old = None
@@ -155,6 +177,8 @@ def _api_router() -> APIRouter:
         if old is not None and old.user is not None and user is not None:
             if old.user.subject != user.subject:
                 sender = None  # another person: another conversation
+        if sender is None:
+            await gateway.guard.new_session(address)  # a new conversation: guests mint them
         token, issued = gateway.signer.issue(sender, user)
         return SessionOut(
             token=token,
@@ -164,14 +188,18 @@ def _api_router() -> APIRouter:
             user=user.actor_id if user is not None else None,
         )
 
-    @router.get("/api/bots", summary="The bots one can talk to")
+    @router.get("/api/bots", summary="The bots one can talk to", responses=answers(500))
     async def bots(request: Request) -> list[dict[str, str]]:
         gateway: Gateway = request.app.state.gateway
         return [
             {"name": b.name, "kind": b.kind, "description": b.description} for b in gateway.bots
         ]
 
-    @router.get("/healthz", summary="Liveness, reply-router state and the services' health")
+    @router.get(
+        "/healthz",
+        summary="Liveness, reply-router state and the services' health",
+        responses={503: {"description": "The bus or the reply router is down"}, **answers(500)},
+    )
     async def healthz(request: Request) -> JSONResponse:
         """503 when the gateway itself cannot work (bus or reply router down). A service that
         is down shows under ``services`` and in ``services_ok``, but keeps the status 200: the
@@ -232,6 +260,17 @@ def _static_router(static_dir: Path) -> APIRouter:
     return router
 
 
+def uvicorn_limits(app: FastAPI) -> dict[str, Any]:
+    """uvicorn settings the gateway ``app`` relies on: its WebSocket frames are limited like
+    its bodies, and uvicorn believes no ``X-Forwarded-For`` (the gateway reads it itself, from
+    ``FRONTDOOR_TRUSTED_PROXIES`` only)."""
+    settings: WebSettings | None = getattr(getattr(app.state, "gateway", None), "settings", None)
+    limits: dict[str, Any] = {"proxy_headers": False}
+    if settings is not None:
+        limits["ws_max_size"] = settings.max_body_bytes
+    return limits
+
+
 def create_gateway_app(
     bus: Bus,
     dialogue: Dialogue,
@@ -265,8 +304,16 @@ def create_gateway_app(
         finally:
             await gateway.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url=None,  # served from local files below (no CDN; the pages' CSP holds)
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
     app.state.gateway = gateway
+    if settings.docs:
+        add_docs(app, STATIC_DIR)
 
     @app.exception_handler(BusError)
     async def bus_unavailable(_request: Request, exc: BusError) -> JSONResponse:
@@ -277,13 +324,21 @@ def create_gateway_app(
             headers={"Retry-After": "5"},
         )
 
+    app.add_exception_handler(RequestValidationError, validation_response)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
+        return rate_limited_response(exc)
+
     app.include_router(_api_router())
     app.include_router(rest_router())
     app.include_router(websocket_router())
     for router in routers:
         app.include_router(router)
     app.include_router(_static_router(static_dir or STATIC_DIR))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
     if origins := settings.cors_origin_list():
         # The widget on another site calls /api/session, /api/bots and the REST webhook and
@@ -296,4 +351,5 @@ def create_gateway_app(
             allow_headers=["Content-Type", "Authorization"],
             max_age=600,
         )
+    app.add_middleware(CatchAll, reporter=gateway.errors)  # outermost: nothing escapes it
     return app

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import uuid
@@ -29,10 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from bots.identity import Principal
-from bots.web.auth import authenticate, bearer_token
-from bots.web.limits import RateLimited
+from bots.web.auth import bearer_token
+from bots.web.errors import answers
+from bots.web.guard import authenticated
+from bots.web.jsonbody import JsonTooDeep, parse_json
+from bots.web.text import BadText, clean_json, printable
 from events import subjects
 from events.bus import Bus
 from events.claims import GUEST_ROLE
@@ -56,11 +59,14 @@ ANONYMOUS = Principal(
 
 
 async def api_principal(request: Request, *, allow_anonymous: bool) -> Principal:
-    """The caller of an API request: a credential's principal, or (opt-in) the anonymous one."""
+    """The caller of an API request: a credential's principal, or (opt-in) the anonymous one
+    (counted per client address); its address and its call are counted (``bots.web.guard``)."""
     gateway: Gateway = request.app.state.gateway
     if bearer_token(request) is None and allow_anonymous:
+        address = await gateway.guard.admit(request.scope)
+        await gateway.guard.caller_hit(ANONYMOUS, address)
         return ANONYMOUS
-    return await authenticate(gateway, request)
+    return await authenticated(gateway, request)
 
 
 class ReplyWaiter:
@@ -106,6 +112,13 @@ class ReplyWaiter:
             self._task = None
 
 
+class IntentAnswer(BaseModel):
+    """The service's reply to the intent, and the intent's correlation id."""
+
+    correlation_id: str
+    reply: Reply
+
+
 def _error(
     status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -135,26 +148,19 @@ def intents_router(
     @router.post(
         "/intents/{service}/{action}",
         summary="Send an intent to a service and get its reply",
+        response_model=IntentAnswer,
         responses={
-            401: {"description": "No credential, or an unknown or revoked one"},
-            403: {"description": "The caller lacks a role the action needs"},
-            404: {"description": "Unknown service or action"},
-            413: {"description": "The body is larger than the limit"},
-            422: {"description": "Invalid JSON or payload"},
-            429: {"description": "Too many calls; retry after Retry-After seconds"},
-            500: {"description": "The handler failed; quote the reference"},
-            503: {"description": "The message bus is not available"},
-            504: {"description": "No reply in time"},
+            202: {"model": IntentAnswer, "description": "Still working; the answer follows"},
+            403: {"model": IntentAnswer, "description": "The caller lacks a role the action needs"},
+            **answers(401, 404, 413, 422, 429),
+            500: {"model": IntentAnswer, "description": "The handler failed; quote the reference"},
+            **answers(503, 504),
         },
     )
     async def send_intent(service: str, action: str, request: Request) -> JSONResponse:
         """Publish ``intent.<service>.<action>`` with the JSON body as payload; return the reply."""
         principal = await api_principal(request, allow_anonymous=allow_anonymous)
         gateway: Gateway = request.app.state.gateway
-        try:
-            gateway.limiter.hit(f"api:{principal.limit_key}")
-        except RateLimited as exc:
-            return _error(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
         if not _NAME.match(service):
             return _error(404, f"Unknown service '{service[:64]}'.")
         if service not in known_actions:
@@ -164,11 +170,17 @@ def intents_router(
             return _error(404, f"The {service} service has no action '{action[:64]}'.")
         raw = await request.body()
         try:
-            body = json.loads(raw) if raw.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(422, f"The body is not valid JSON: {exc}.")
+            body = parse_json(raw, gateway.settings.max_json_depth) if raw.strip() else {}
+        except JsonTooDeep as exc:
+            return _error(422, f"The body is not accepted: {exc}.")
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            return _error(422, f"The body is not valid JSON: {printable(exc)}.")
         if not isinstance(body, dict):
             return _error(422, "The body must be a JSON object (the action's input).")
+        try:
+            body = clean_json(body)
+        except BadText as exc:
+            return _error(422, f"The body is not accepted: {exc}.")
         conversation = Conversation(channel="api", id=uuid.uuid4().hex)
         intent = Envelope.new(
             subjects.intent_type(service, action),

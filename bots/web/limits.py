@@ -1,28 +1,17 @@
-"""Edge limits: message length, per-sender rate, request body size; security headers."""
+"""Edge limits: message length, request body size; security headers (rates: ``ratelimit``)."""
 
 from __future__ import annotations
-
-import math
-import time
-from collections import deque
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bots.web.jsonbody import DEFAULT_MAX_DEPTH, JsonTooDeep, parse_json
 from events.errors import FrontdoorError
 
 
 class MessageTooLong(FrontdoorError):
     """A message exceeds the length limit."""
-
-
-class RateLimited(FrontdoorError):
-    """A sender sent too many messages; ``retry_after`` says when to try again."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def check_length(text: str, limit: int) -> None:
@@ -31,50 +20,24 @@ def check_length(text: str, limit: int) -> None:
         raise MessageTooLong(f"message is {len(text)} characters; the limit is {limit}")
 
 
-class RateLimiter:
-    """A sliding-window limit of ``limit`` events per ``window`` seconds per key."""
-
-    def __init__(self, limit: int, window: float, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self._max_keys = max_keys
-        self._hits: dict[str, deque[float]] = {}
-
-    def hit(self, key: str, now: float | None = None) -> None:
-        """Count one event for ``key``; raise ``RateLimited`` when over the limit."""
-        now = time.monotonic() if now is None else now
-        hits = self._hits.get(key)
-        if hits is None:
-            if len(self._hits) >= self._max_keys:
-                self._evict(now)
-            hits = self._hits[key] = deque()
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            retry = max(1, math.ceil(hits[0] + self.window - now))
-            raise RateLimited(
-                f"too many messages: at most {self.limit} per {self.window:g} s; "
-                f"try again in {retry} s",
-                retry,
-            )
-        hits.append(now)
-
-    def _evict(self, now: float) -> None:
-        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
-            del self._hits[key]
-
-
 class BodySizeLimit:
-    """ASGI middleware: answer 413 when an HTTP request body is larger than ``max_bytes``."""
+    """ASGI middleware: answer 413 when an HTTP request body is larger than ``max_bytes``, and
+    422 when a JSON body nests deeper than ``max_depth`` (before any route parses it).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A JSON body is one sent as ``application/json`` (or ``+json``) or with no content type
+    (FastAPI parses those as JSON too); others (forms) pass as they are.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        content_type: bytes | None = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -84,7 +47,9 @@ class BodySizeLimit:
                 if too_big:
                     await self._reject(scope, receive, send)
                     return
-        # No (trusted) length: read the body up to the limit first, then replay it.
+            elif name == b"content-type":
+                content_type = value
+        # Read the body up to the limit first (a length header may lie), then replay it.
         body = bytearray()
         while True:
             message = await receive()
@@ -96,6 +61,14 @@ class BodySizeLimit:
                 return
             if not message.get("more_body", False):
                 break
+        if body and _is_json(content_type):
+            try:
+                parse_json(bytes(body), self.max_depth)
+            except JsonTooDeep as exc:
+                await JSONResponse({"detail": str(exc)}, status_code=422)(scope, receive, send)
+                return
+            except ValueError:
+                pass  # not JSON: the route says so in its own words
         replayed = False
 
         async def replay() -> Message:
@@ -112,6 +85,15 @@ class BodySizeLimit:
             {"detail": f"request body exceeds {self.max_bytes} bytes"}, status_code=413
         )
         await response(scope, receive, send)
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
 
 
 def csp(frame_ancestors: str) -> str:

@@ -18,19 +18,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from cachetools import TTLCache
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bots.identity import Principal
 from bots.personas import UnknownBot
 from bots.tracking import ObservedReply, TurnTracker
 from bots.turns import IncomingMessage, TurnPipeline
-from bots.web.auth import authenticate
-from bots.web.limits import MessageTooLong, RateLimited, check_length
+from bots.web.errors import answers
+from bots.web.guard import authenticated
+from bots.web.limits import MessageTooLong, check_length
+from bots.web.text import EdgeText
 from events.envelope import Actor, Envelope
 from events.payloads import Reply
 
@@ -39,6 +42,34 @@ if TYPE_CHECKING:
 
 SENDER_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 WORKING_TEXT = "Still working on it — I'll follow up."
+
+
+class RestMetadata(BaseModel):
+    """The metadata the REST channel takes (other keys are ignored, never stored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    bot: EdgeText | None = Field(default=None, max_length=64, description="Which bot answers")
+    message_id: EdgeText | int | None = Field(
+        default=None,
+        description="Your id of this message (1-128 characters): a retry with the same id is "
+        "processed once",
+    )
+    name: EdgeText | None = Field(
+        default=None,
+        max_length=256,
+        description="A display name, used only when the credential carries none",
+    )
+
+    @field_validator("message_id")
+    @classmethod
+    def _message_id(cls, value: str | int | None) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if not 1 <= len(text) <= 128:
+            raise ValueError("message_id must have 1 to 128 characters")
+        return text
 
 
 class RestMessage(BaseModel):
@@ -51,8 +82,8 @@ class RestMessage(BaseModel):
         pattern=SENDER_PATTERN,
         description="Which of the caller's conversations (a session's own, when left out)",
     )
-    message: str = Field(description="What the user said")
-    metadata: dict[str, Any] | None = Field(
+    message: EdgeText = Field(description="What the user said")
+    metadata: RestMetadata | None = Field(
         default=None, description="`bot` picks the bot; `message_id` makes retries safe"
     )
 
@@ -102,12 +133,21 @@ def rest_json(sender: str, replies: list[Reply], headers: dict[str, str] | None 
 class RestChannel:
     """The ``rest`` channel adapter: feeds waiting turns, keeps late replies per sender."""
 
-    def __init__(self, pending_max: int = 200, max_senders: int = 50_000) -> None:
+    def __init__(
+        self,
+        pending_max: int = 200,
+        max_senders: int = 50_000,
+        *,
+        pending_ttl: float = 24 * 3600.0,
+        returned_ttl: float = 3600.0,
+    ) -> None:
         self.tracker = TurnTracker()
         self._pending_max = pending_max
-        self._max_senders = max_senders
-        self._pending: OrderedDict[str, deque[ObservedReply]] = OrderedDict()
-        self._returned: OrderedDict[uuid.UUID, None] = OrderedDict()
+        # Bounded and expiring: late replies nobody fetches go after ``pending_ttl`` (or, when
+        # ``max_senders`` conversations hold some, the least recently used conversation's).
+        self._pending: TTLCache[str, deque[ObservedReply]] = TTLCache(max_senders, pending_ttl)
+        #: replies handed to the caller directly, skipped when the router brings them
+        self._returned: TTLCache[uuid.UUID, None] = TTLCache(10_000, returned_ttl)
 
     async def deliver(self, item: ObservedReply) -> None:
         """Router callback: a reply of a ``rest`` conversation, in bus order."""
@@ -119,8 +159,6 @@ class RestChannel:
         sender = item.envelope.conversation.id
         queue = self._pending.get(sender)
         if queue is None:
-            if len(self._pending) >= self._max_senders:
-                self._pending.popitem(last=False)
             queue = self._pending[sender] = deque(maxlen=self._pending_max)
         queue.append(item)
 
@@ -132,8 +170,6 @@ class RestChannel:
     def mark_returned(self, envelope_id: uuid.UUID) -> None:
         """A reply already handed to the caller directly: skip it when the router brings it."""
         self._returned[envelope_id] = None
-        if len(self._returned) > 10_000:
-            self._returned.popitem(last=False)
 
     async def run_turn(
         self, pipeline: TurnPipeline, msg: IncomingMessage, timeout: float
@@ -186,6 +222,17 @@ def conversation_of(principal: Principal, sender: str | None) -> str:
     return f"{principal.scope}/{sender or 'default'}"
 
 
+async def _message_caller(request: Request) -> Principal:
+    """The webhook's caller: address admitted, credential checked, one message counted."""
+    return await authenticated(request.app.state.gateway, request)
+
+
+async def _polling_caller(request: Request) -> Principal:
+    """The poller of late replies: as ``_message_caller``, counted as a poll."""
+    gateway: Gateway = request.app.state.gateway
+    return await authenticated(gateway, request, gateway.guard.polls)
+
+
 def rest_router() -> APIRouter:
     """Routes of the REST channel (the gateway is ``request.app.state.gateway``)."""
     router = APIRouter(tags=["rest channel"])
@@ -195,17 +242,18 @@ def rest_router() -> APIRouter:
         response_model=list[RestReply],
         response_model_exclude_none=True,
         summary="Send a message; get this turn's replies (Rasa REST channel)",
+        responses=answers(401, 403, 413, 422, 429, 500, 503),
     )
     async def webhook(
         body: RestMessage,
         request: Request,
-        idempotency_key: str | None = Header(default=None, max_length=128),
+        principal: Principal = Depends(_message_caller),
+        idempotency_key: EdgeText | None = Header(default=None, min_length=1, max_length=128),
     ) -> Response:
         gateway: Gateway = request.app.state.gateway
-        principal = await authenticate(gateway, request)
         conversation = conversation_of(principal, body.sender)
         recipient = body.sender or conversation
-        metadata = dict(body.metadata or {})
+        metadata = body.metadata or RestMetadata()
         text = body.message.strip()
         if not text:
             raise HTTPException(status_code=422, detail="message is empty")
@@ -213,29 +261,20 @@ def rest_router() -> APIRouter:
             check_length(text, gateway.settings.max_message_chars)
         except MessageTooLong as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        bot_name = metadata.get("bot")
         try:
-            bot = gateway.bots.get(bot_name if isinstance(bot_name, str) else None)
+            bot = gateway.bots.get(metadata.bot)
         except UnknownBot as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        try:
-            gateway.limiter.hit(f"rest:{principal.limit_key}")
-        except RateLimited as exc:
-            raise HTTPException(
-                status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from exc
-        message_id = metadata.get("message_id") or idempotency_key
-        name = metadata.get("name")
+        message_id = metadata.message_id or idempotency_key
         msg = IncomingMessage(
             channel="rest",
             conversation_id=conversation,
             text=text,
             user_id=principal.actor.id,
             bot=bot.name,
-            message_id=str(message_id)[:128] if message_id else uuid.uuid4().hex,
+            message_id=str(message_id) if message_id else uuid.uuid4().hex,
             # a verified name wins over the one the caller sends
-            user_name=principal.actor.name or (name if isinstance(name, str) else None),
-            metadata={k: v for k, v in metadata.items() if k not in ("bot", "message_id", "name")},
+            user_name=principal.actor.name or metadata.name or None,
             user_email=principal.email,
         )
         replies, duplicate = await gateway.rest.run_turn(
@@ -251,12 +290,14 @@ def rest_router() -> APIRouter:
         response_model=list[RestReply],
         response_model_exclude_none=True,
         summary="Late replies of one of the caller's conversations (each returned once)",
+        responses=answers(401, 403, 422, 429, 500),
     )
     async def pending(
-        request: Request, sender: str | None = Query(default=None, pattern=SENDER_PATTERN)
+        request: Request,
+        principal: Principal = Depends(_polling_caller),
+        sender: str | None = Query(default=None, pattern=SENDER_PATTERN),
     ) -> list[RestReply]:
         gateway: Gateway = request.app.state.gateway
-        principal = await authenticate(gateway, request)
         conversation = conversation_of(principal, sender)
         recipient = sender or conversation
         return [to_rest(recipient, item.reply) for item in gateway.rest.take_pending(conversation)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bots.identity import SiteTokenVerifier
+from bots.web.clientaddr import IPNetwork, parse_networks
 
 
 class WebSettings(BaseSettings):
@@ -23,13 +24,51 @@ class WebSettings(BaseSettings):
     session_max_age_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     max_message_chars: int = Field(default=2000, ge=1, le=4000)  # message.received holds 4000
     max_body_bytes: int = Field(default=64 * 1024, ge=256)
-    rate_limit: int = Field(default=20, ge=1, description="Messages per window per sender")
+    rate_limit: int = Field(
+        default=20,
+        ge=1,
+        description="Messages (and API calls) per window per caller: per session, verified "
+        "user or API key",
+    )
     rate_window_seconds: float = Field(default=10.0, gt=0)
+    address_rate_limit: int = Field(
+        default=600, ge=1, description="Requests and messages per window per client address"
+    )
+    address_rate_window_seconds: float = Field(default=60.0, gt=0)
+    session_rate_limit: int = Field(
+        default=60, ge=1, description="New sessions (POST /api/session) per window per address"
+    )
+    session_rate_window_seconds: float = Field(default=60.0, gt=0)
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        description="Failed authentications (401s) per window per address; then every "
+        "request of that address is a 429 until the window has passed",
+    )
+    auth_failure_window_seconds: float = Field(default=300.0, gt=0)
+    rate_limit_max_keys: int = Field(
+        default=100_000, ge=100, description="Keys the in-memory rate limits keep at most"
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma list of CIDRs of reverse proxies whose X-Forwarded-For is believed "
+        "(e.g. 10.0.0.0/8,127.0.0.1); empty: the peer address is the client",
+    )
+    ws_max_connections: int = Field(default=10_000, ge=1, description="Open WebSockets in all")
+    ws_max_connections_per_address: int = Field(
+        default=50, ge=1, description="Open WebSockets per client address"
+    )
+    max_json_depth: int = Field(
+        default=32, ge=2, le=256, description="Nesting depth of JSON bodies and frames"
+    )
     rest_turn_timeout: float = Field(default=10.0, gt=0, description="REST waits this long")
     slow_turn_seconds: float = Field(
         default=10.0, gt=0, description="WebSocket: a 'working' note after this long"
     )
     rest_pending_max: int = Field(default=200, ge=1, description="Late replies kept per sender")
+    rest_pending_ttl_seconds: float = Field(
+        default=24 * 3600, gt=0, description="Late REST replies not fetched are dropped after"
+    )
     frame_ancestors: str = Field(default="'self'", description="CSP frame-ancestors")
     cors_origins: str = Field(
         default="",
@@ -76,8 +115,25 @@ class WebSettings(BaseSettings):
             max_lifetime=self.site_token_max_lifetime_seconds,
         )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        parse_networks(value.split(","))
+        return value
+
+    def trusted_networks(self) -> tuple[IPNetwork, ...]:
+        """``trusted_proxies`` as networks."""
+        return parse_networks(self.trusted_proxies.split(","))
+
     def cors_origin_list(self) -> list[str]:
         """``cors_origins`` as a list (empty: no cross-origin access)."""
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     resolve_roles: bool = Field(default=True, description="Ask management for actor roles")
+    docs: bool = Field(
+        default=True, description="Serve /docs and /openapi.json (FRONTDOOR_DOCS=off closes them)"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers only 'Authorization: Bearer <this token>'",
+    )

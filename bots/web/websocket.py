@@ -18,15 +18,20 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bots.personas import UnknownBot
 from bots.tasks import cancel_and_wait
 from bots.tracking import ObservedReply, TrackedTurn, TurnTracker
 from bots.turns import IncomingMessage
-from bots.web.limits import MessageTooLong, RateLimited, check_length
+from bots.web.errors import field_errors
+from bots.web.guard import TooManySockets
+from bots.web.jsonbody import JsonTooDeep, parse_json
+from bots.web.limits import MessageTooLong, check_length
+from bots.web.ratelimit import RateLimited
 from bots.web.sessions import InvalidSession, Session
+from bots.web.text import BadText, EdgeText, clean_text
 from events.envelope import Envelope
 from events.payloads import Reply
 from events.subjects import events_filter
@@ -38,6 +43,12 @@ log = logging.getLogger("frontdoor.web.ws")
 
 WORKING_TEXT = "Still working on it — I'll follow up here."
 CLOSE_UNAUTHORIZED = 4401
+#: Close code of a socket refused by a limit (rate, connections); the reason says which.
+CLOSE_TOO_MANY = 4429
+#: Close code of a bad connection request (e.g. ``since``); the reason says what is wrong.
+CLOSE_BAD_REQUEST = 4400
+#: The largest ``since`` (JetStream sequences are below 2**63 in practice).
+MAX_SINCE = 2**63 - 2
 #: Seconds a new socket has to send its ``auth`` frame.
 AUTH_TIMEOUT = 10.0
 
@@ -48,9 +59,9 @@ class ClientMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["message"]
-    text: str
-    bot: str | None = Field(default=None, max_length=64)
-    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    text: EdgeText
+    bot: EdgeText | None = Field(default=None, max_length=64)
+    client_id: EdgeText | None = Field(default=None, min_length=1, max_length=128)
 
 
 def reply_frame(item: ObservedReply) -> dict[str, Any]:
@@ -73,9 +84,13 @@ def reply_frame(item: ObservedReply) -> dict[str, Any]:
 class WebConnection:
     """One open WebSocket of one web conversation."""
 
-    def __init__(self, gateway: Gateway, websocket: WebSocket, session: Session) -> None:
+    def __init__(
+        self, gateway: Gateway, websocket: WebSocket, session: Session, address: str
+    ) -> None:
         self.gateway = gateway
         self.ws = websocket
+        #: the client address's rate-limit key
+        self.address = address
         self.session = session
         self.principal = session.principal
         self.sender = session.sender
@@ -88,7 +103,7 @@ class WebConnection:
     async def send(self, frame: dict[str, Any]) -> None:
         """Send one JSON frame (one writer at a time)."""
         async with self._send_lock:
-            await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
+            await self.ws.send_text(frame_text(frame))
 
     async def run(self, since: int | None) -> None:
         """Serve the connection until the client goes away."""
@@ -140,9 +155,15 @@ class WebConnection:
     async def _receive(self) -> None:
         while True:
             try:
-                raw = await self.ws.receive_text()
+                message = await self.ws.receive()
             except (WebSocketDisconnect, RuntimeError):
                 return
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None:
+                await self._error("bad_frame", "frames are JSON text frames, not binary ones")
+                continue
             await self._on_frame(raw)
 
     async def _error(
@@ -158,7 +179,10 @@ class WebConnection:
             await self._error("too_long", f"frame exceeds {settings.max_body_bytes} bytes")
             return
         try:
-            data = json.loads(raw)
+            data = parse_json(raw, settings.max_json_depth)
+        except JsonTooDeep as exc:
+            await self._error("invalid", f"{exc}; frames are flat JSON objects")
+            return
         except ValueError:
             await self._error("bad_json", "frames are JSON objects")
             return
@@ -172,11 +196,9 @@ class WebConnection:
         try:
             frame = ClientMessage.model_validate(data)
         except ValidationError as exc:
-            reasons = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            client_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
-            await self._error("invalid", reasons, client_id)
+            errors = field_errors(exc.errors())
+            reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+            await self._error("invalid", reasons, _echo(data.get("client_id")))
             return
         text = frame.text.strip()
         if not text:
@@ -192,8 +214,10 @@ class WebConnection:
         except UnknownBot as exc:
             await self._error("invalid", str(exc), frame.client_id)
             return
+        guard = self.gateway.guard
         try:
-            self.gateway.limiter.hit(f"web:{self.principal.limit_key}")
+            await guard.limits.hit(guard.address, self.address)
+            await guard.caller_hit(self.principal, self.address)
         except RateLimited as exc:
             await self._error(
                 "rate_limited", str(exc), frame.client_id, retry_after=exc.retry_after
@@ -282,18 +306,58 @@ class WebConnection:
         # The turn stays tracked: typing stops when the late answer arrives.
 
 
+def frame_text(frame: dict[str, Any]) -> str:
+    """A frame as JSON text that can always be sent (non-ASCII kept unless it cannot be
+    encoded)."""
+    text = json.dumps(frame, ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(frame)  # escapes what UTF-8 cannot carry
+    return text
+
+
+def _echo(client_id: object) -> str | None:
+    """A client id fit to be sent back (``None`` when it is not a clean string)."""
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= 128:
+        return None
+    try:
+        return client_id if clean_text(client_id) == client_id else None
+    except BadText:
+        return None
+
+
+def parse_since(raw: str | None) -> int | None:
+    """The ``since`` query parameter: ``None`` or a sequence 0 <= since < 2**63;
+    ``ValueError`` with the reason otherwise."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        raise ValueError(f"since must be a whole number from 0 to {MAX_SINCE}")
+    value = int(raw)
+    if value > MAX_SINCE:
+        raise ValueError(f"since must be a whole number from 0 to {MAX_SINCE}")
+    return value
+
+
 async def _authenticate(gateway: Gateway, websocket: WebSocket) -> Session:
     """The session of the socket's first frame (``auth``), or ``InvalidSession``."""
     try:
         async with asyncio.timeout(AUTH_TIMEOUT):
-            raw = await websocket.receive_text()
+            message = await websocket.receive()
     except TimeoutError:
         raise InvalidSession("no auth frame in time") from None
-    except (WebSocketDisconnect, RuntimeError, KeyError):
+    except (WebSocketDisconnect, RuntimeError):
         raise InvalidSession("no auth frame") from None
+    raw = message.get("text")
+    if message["type"] == "websocket.disconnect":
+        raise InvalidSession("no auth frame")
+    if raw is None:
+        raise InvalidSession("the auth frame must be a JSON text frame, not a binary one")
     try:
-        frame = json.loads(raw) if len(raw) <= 4096 else None
-    except (ValueError, RecursionError):
+        frame = parse_json(raw, 4) if len(raw) <= 4096 else None
+    except ValueError:
         frame = None
     token = frame.get("token") if isinstance(frame, dict) and frame.get("type") == "auth" else None
     if not isinstance(token, str):
@@ -301,30 +365,56 @@ async def _authenticate(gateway: Gateway, websocket: WebSocket) -> Session:
     return gateway.signer.verify(token)
 
 
+async def _serve(gateway: Gateway, websocket: WebSocket, address: str, since: int | None) -> None:
+    try:
+        session = await _authenticate(gateway, websocket)
+    except InvalidSession as exc:
+        await gateway.guard.failed(address)
+        await _close(websocket, CLOSE_UNAUTHORIZED, str(exc))
+        return
+    connection = WebConnection(gateway, websocket, session, address)
+    try:
+        await connection.run(since)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close with ``code`` and ``reason`` (cut to the 123 bytes a close frame can carry)."""
+    data = reason.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
+    with contextlib.suppress(Exception):
+        await websocket.close(code=code, reason=data)
+
+
 def websocket_router() -> APIRouter:
     """The ``/ws`` route (the gateway is ``websocket.app.state.gateway``)."""
     router = APIRouter()
 
     @router.websocket("/ws")
-    async def ws_endpoint(
-        websocket: WebSocket,
-        since: int | None = Query(default=None, ge=0),
-    ) -> None:
+    async def ws_endpoint(websocket: WebSocket) -> None:
         gateway: Gateway = websocket.app.state.gateway
         await websocket.accept()
         try:
-            session = await _authenticate(gateway, websocket)
-        except InvalidSession as exc:
-            with contextlib.suppress(Exception):
-                await websocket.close(code=CLOSE_UNAUTHORIZED, reason=str(exc))
+            since = parse_since(websocket.query_params.get("since"))
+        except ValueError as exc:
+            await _close(websocket, CLOSE_BAD_REQUEST, str(exc))
             return
-        connection = WebConnection(gateway, websocket, session)
         try:
-            await connection.run(since)
-        except WebSocketDisconnect:
-            pass
+            address = await gateway.guard.admit(websocket.scope)
+        except RateLimited as exc:
+            await _close(websocket, CLOSE_TOO_MANY, exc.short)
+            return
+        try:
+            gateway.sockets.open(address)
+        except TooManySockets as exc:
+            await _close(websocket, CLOSE_TOO_MANY, str(exc))
+            return
+        try:
+            await _serve(gateway, websocket, address, since)
         finally:
-            with contextlib.suppress(Exception):
-                await websocket.close()
+            gateway.sockets.close(address)
 
     return router

@@ -20,8 +20,10 @@ from events.payloads import IntentDetected
 from skills.dialogue.payloads import parse_payload
 from skills.dialogue.policy import DialoguePolicyRunner
 from skills.dialogue.state import (
+    RECENT_TURNS,
     ConversationState,
     ConversationStore,
+    RecordedOutcome,
     StateConflict,
     conversation_key,
 )
@@ -119,21 +121,29 @@ class DialogueEngine:
         # A store may answer from the states it wrote itself (no round trip); a stale one makes
         # the compare-and-set save fail, and the retry then reads the bucket.
         load = getattr(self.store, "load_for_update", self.store.load)
+        turn_id = str(turn.id)
         for _attempt in range(self.max_attempts):
             stored = await load(key)
             state = stored.state  # a new object per load (ConversationStore contract)
+            if turn_id in state.recent_turns:
+                return _recorded(state, turn_id)  # the turn ran before: never twice
             now = self.clock()
             if self._expired(state, now):
                 carry = self.domain.session_config.carry_over_slots_to_new_session
+                recent = state.recent_turns
                 state = ConversationState(bot=state.bot, slots=dict(state.slots) if carry else {})
+                state.recent_turns = recent
                 state.clear_form()
             decision = self.runner.decide(turn, parse, state)
             state.updated_at = now
+            outcome = self._outcome(turn, parse, state, decision)
+            state.recent_turns = [*state.recent_turns[-(RECENT_TURNS - 1) :], turn_id]
+            state.last_outcome = _record(turn_id, outcome)
             try:
                 await self.store.save(key, state, stored.revision)
             except StateConflict:
                 continue
-            return self._outcome(turn, parse, state, decision)
+            return outcome
         raise DialogueError(
             f"conversation {key} kept changing; gave up after {self.max_attempts} attempts"
         )
@@ -173,3 +183,32 @@ class DialogueEngine:
     def render_reply(self, reply: Any) -> str:
         """The user-facing text of a service ``Reply`` (the skill's template, else its text)."""
         return self.skills.render_reply(reply)
+
+
+def _record(turn_id: str, outcome: TurnOutcome) -> RecordedOutcome:
+    """What is kept of a turn's outcome to publish it again for a retry."""
+    return RecordedOutcome(
+        turn=turn_id,
+        messages=[m.model_dump(mode="json") for m in outcome.messages],
+        intents=[e.model_dump(mode="json", exclude={"claim"}) for e in outcome.intents],
+        events=[e.model_dump(mode="json") for e in outcome.events],
+        handoff=outcome.handoff,
+        bot=outcome.bot,
+    )
+
+
+def _recorded(state: ConversationState, turn_id: str) -> TurnOutcome:
+    """The outcome of a turn that ran before: recorded if it was the last one, else nothing."""
+    last = state.last_outcome
+    if last is None or last.turn != turn_id:
+        return TurnOutcome(already_done=True, bot=state.bot or "chatbot")
+    return TurnOutcome(
+        messages=[BotMessage.model_validate(m) for m in last.messages],
+        intents=[Envelope.model_validate(e) for e in last.intents],
+        events=[Envelope.model_validate(e) for e in last.events],
+        handoff=last.handoff,
+        bot=last.bot,
+        form=state.form,
+        requested_slot=state.requested_slot,
+        replayed=True,
+    )

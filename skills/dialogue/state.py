@@ -27,6 +27,22 @@ class StateConflict(FrontdoorError):
     """The conversation's state changed since it was read (another replica wrote it)."""
 
 
+#: How many recent turn ids a conversation remembers (a retry of an older turn is a duplicate).
+RECENT_TURNS = 20
+
+
+class RecordedOutcome(BaseModel):
+    """The outcome of a conversation's last turn, kept with the state it produced (one write):
+    a retried turn whose outcome exists republishes it instead of running the dialogue again."""
+
+    turn: str
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    intents: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    handoff: bool = False
+    bot: str = "chatbot"
+
+
 class ConversationState(BaseModel):
     """What the dialogue remembers about one conversation."""
 
@@ -39,6 +55,9 @@ class ConversationState(BaseModel):
     handoff: bool = False
     turns: int = 0
     updated_at: datetime | None = None
+    #: the ids of the last ``RECENT_TURNS`` turns, oldest first
+    recent_turns: list[str] = Field(default_factory=list)
+    last_outcome: RecordedOutcome | None = None
 
     def clear_form(self, keep: list[str] | None = None) -> None:
         """Leave the active form, forgetting its slots except ``keep``."""

@@ -53,6 +53,13 @@ class TurnOutcome(BaseModel):
     bot: str = Field(default="chatbot", description="the persona that answered")
     form: str | None = Field(default=None, description="the form still active after the turn")
     requested_slot: str | None = None
+    replayed: bool = Field(
+        default=False, description="the turn had run before: this is its recorded outcome"
+    )
+    already_done: bool = Field(
+        default=False,
+        description="the turn ran before and a later turn followed: nothing to publish again",
+    )
 
     @property
     def text(self) -> str:

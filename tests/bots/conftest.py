@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from backend_services.runtime import Service, ServiceRunner
-from bots.web.app import create_gateway_app
+from bots.web.app import create_gateway_app, uvicorn_limits
 from bots.web.settings import WebSettings
 from events.bus import Bus
 from events.embedded import free_port
@@ -53,15 +53,20 @@ class Outcome:
     intents: list[Envelope] = field(default_factory=list)
     parse: Any = None
     handoff: bool = False
+    already_done: bool = False
 
 
 class ScriptedDialogue:
-    """Fixed rules: 'ticket X' -> intent echo.ticket_create; 'slow N' -> echo.slow; etc."""
+    """Fixed rules: 'ticket X' -> intent echo.ticket_create; 'slow N' -> echo.slow; etc.
+
+    Like the real engine, a turn it answered before is not run again (``already_done``)."""
 
     def __init__(self) -> None:
         self.turns: list[SimpleTurn] = []
 
     async def handle(self, turn: SimpleTurn) -> Outcome:
+        if any(t.id == turn.id for t in self.turns):
+            return Outcome(already_done=True)
         self.turns.append(turn)
         text = turn.text
         if text.startswith("ticket "):
@@ -139,17 +144,22 @@ def echo_service() -> Service:
     return svc
 
 
+def server_config(app: FastAPI, port: int) -> uvicorn.Config:
+    """uvicorn's configuration as ``frontdoor.wiring.serve_http`` sets it: no forwarded headers
+    believed by uvicorn (the gateway decides, ``FRONTDOOR_TRUSTED_PROXIES``), and WebSocket
+    frames no larger than the gateway's body limit."""
+    return uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **uvicorn_limits(app)
+    )
+
+
 class LiveServer:
     """uvicorn serving an app on a free port, in this event loop."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-            )
-        )
+        self.server = uvicorn.Server(server_config(app, self.port))
         self.task: asyncio.Task[None] | None = None
 
     @property

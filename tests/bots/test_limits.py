@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from bots.web.limits import RateLimited, RateLimiter
+from bots.web.ratelimit import BoundedMemoryStorage, Rate, RateLimited, RateLimits
 from bots.web.sessions import InvalidSession, SessionSigner
 from events.bus import Bus
 from tests.claims import TEST_ISSUER
@@ -156,17 +156,22 @@ def test_signer_rejects_other_secret_and_expired() -> None:
         raise AssertionError("token of another secret accepted")
 
 
-def test_rate_limiter_window_slides() -> None:
-    limiter = RateLimiter(2, 10.0)
-    limiter.hit("k", now=0.0)
-    limiter.hit("k", now=1.0)
+async def test_rate_limiter_window_slides() -> None:
+    now = [1000.0]
+    limits = RateLimits(BoundedMemoryStorage(clock=lambda: now[0]))
+    rate = Rate("caller", 2, 10.0, "messages")
+    await limits.hit(rate, "k")
+    now[0] = 1001.0
+    await limits.hit(rate, "k")
+    now[0] = 1002.0
     try:
-        limiter.hit("k", now=2.0)
+        await limits.hit(rate, "k")
     except RateLimited as exc:
-        assert exc.retry_after == 8
+        assert exc.retry_after == 8 and exc.limit == "caller"
     else:
         raise AssertionError("third hit allowed")
-    limiter.hit("k", now=10.5)  # the first hit left the window
+    now[0] = 1010.5
+    await limits.hit(rate, "k")  # the first hit left the window
 
 
 async def test_bus_down_is_503_with_reason(nats_server) -> None:

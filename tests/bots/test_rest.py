@@ -141,7 +141,10 @@ async def test_slow_service_gets_working_note_then_late_reply_on_next_call(
 
 
 async def test_pending_endpoint_returns_late_reply_once(bus: Bus, echo_runner: object) -> None:
-    live = await start_gateway(bus, ScriptedDialogue(), rest_turn_timeout=0.2)
+    # It polls ten times a second, with a stranger's 401s in between: limits out of its way.
+    live = await start_gateway(
+        bus, ScriptedDialogue(), rest_turn_timeout=0.2, rate_limit=1000, auth_failure_limit=1000
+    )
     try:
         async with guest_client(live.url) as guest, guest_client(live.url) as other:
             client, s = guest.client, guest.sender
@@ -238,3 +241,39 @@ async def test_a_guest_cannot_speak_in_another_conversation_nor_as_anyone(
     assert [(e.conversation.id, e.actor.id, e.actor.roles) for e in received] == [
         (guest.sender, f"guest:{guest.sender}", ("guest",))
     ]
+
+
+async def test_a_retry_runs_a_turn_whose_message_was_stored_but_never_processed(
+    gateway: LiveServer, bus: Bus
+) -> None:
+    """The gateway stored message.received and died before the dialogue ran: the client's
+    retry with the same idempotency key runs the turn (it is not a duplicate: no outcome)."""
+    from bots.turns import message_envelope_id
+    from events.envelope import Actor, Conversation, Envelope
+    from events.payloads import MessageReceived
+
+    async with guest_client(gateway.url) as guest:
+        conv = Conversation(channel="rest", id=guest.sender, bot="chatbot")
+        stored = Envelope.new(
+            "message.received",
+            MessageReceived(text="hello again", channel_message_id="m-crash"),
+            conversation=conv,
+            actor=Actor(id=f"guest:{guest.sender}", roles=("guest",)),
+            id=message_envelope_id("rest", guest.sender, "m-crash"),
+        )
+        await bus.publish(stored)  # what the crashed gateway left behind
+        r = await guest.client.post(
+            "/webhooks/rest/webhook",
+            json={"message": "hello again"},
+            headers={"Idempotency-Key": "m-crash"},
+        )
+        assert r.status_code == 200
+        assert r.json() == [{"recipient_id": guest.sender, "text": "echo: hello again"}]
+        assert "X-Frontdoor-Duplicate" not in r.headers
+        # the same retry once more: now it is done
+        again = await guest.client.post(
+            "/webhooks/rest/webhook",
+            json={"message": "hello again"},
+            headers={"Idempotency-Key": "m-crash"},
+        )
+        assert again.json() == [] and again.headers["X-Frontdoor-Duplicate"] == "1"

@@ -46,3 +46,22 @@ async def ws_session(
     async with websockets.connect(url) as ws:
         await ws.send(json.dumps({"type": "auth", "token": token}))
         yield ws
+
+
+async def close_of(
+    ws_url: str, token: str | None = None, *frames: str | bytes
+) -> tuple[int | None, str | None, list[Any]]:
+    """Open a WebSocket, authenticate with ``token`` (if any), send ``frames``, read until the
+    server closes it; ``(close code, close reason, frames received)``."""
+    received: list[Any] = []
+    async with websockets.connect(ws_url) as ws:
+        try:
+            if token is not None:
+                await ws.send(json.dumps({"type": "auth", "token": token}))
+            for frame in frames:
+                await ws.send(frame)
+            while True:
+                received.append(json.loads(await ws.recv()))
+        except websockets.ConnectionClosed:
+            pass
+    return ws.close_code, ws.close_reason, received

@@ -139,3 +139,30 @@ async def test_engine_with_a_stale_remembered_state_loses_no_update(bus, nlu, re
     stored = await kv.get(conversation_key(conv))
     assert stored is not None
     assert ConversationState.model_validate_json(stored.value).turns == 3
+
+
+async def test_a_retried_turn_is_never_run_twice_and_gets_its_outcome_again(bus, nlu, registry):
+    """A turn counts as done only when its outcome is stored (with the state, one write): a
+    retry of the last turn (e.g. on another replica after a crash) gets the recorded outcome,
+    a retry of an older one nothing, and the form does not move on twice."""
+    conv = Conversation(channel="rest", id="retry-me")
+    first = DialogueEngine(nlu, await KVConversationStore.open(bus), registry)
+    opening = _turn("I need to open a ticket", conv)
+    out = await first.handle(opening)
+    assert out.requested_slot == "subject" and not out.replayed
+    subject = _turn("VPN drops every ten minutes", conv)
+    answered = await first.handle(subject)
+    assert answered.requested_slot == "description"
+
+    other_replica = DialogueEngine(nlu, await KVConversationStore.open(bus), registry)
+    again = await other_replica.handle(subject)
+    assert again.replayed and again.text == answered.text
+    assert [e.id for e in again.events] == [e.id for e in answered.events]
+    older = await other_replica.handle(opening)
+    assert older.already_done and older.messages == [] and older.intents == []
+    kv = await VersionedKV.open(bus, CONVERSATIONS_BUCKET)
+    stored = await kv.get(conversation_key(conv))
+    assert stored is not None
+    state = ConversationState.model_validate_json(stored.value)
+    assert state.turns == 2 and state.requested_slot == "description"
+    assert state.recent_turns == [str(opening.id), str(subject.id)]

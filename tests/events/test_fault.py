@@ -12,6 +12,7 @@ import collections
 import contextlib
 import uuid
 
+import pytest
 from pydantic import BaseModel
 
 from backend_services.runtime import HandlerContext, Service
@@ -146,3 +147,27 @@ async def test_restart_mid_run_bus_level(nats_server: EmbeddedNats) -> None:
 
 async def test_restart_mid_run_through_the_runtime(nats_server: EmbeddedNats) -> None:
     await _run_with_restart(nats_server, use_runtime=True)
+
+
+async def test_while_nats_is_down_a_fail_fast_bus_gives_up_in_seconds(
+    nats_server: EmbeddedNats,
+) -> None:
+    """The gateway's bus answers an outage with BusUnavailable (a 503) after a few seconds,
+    not after the whole publish timeout."""
+    import time
+
+    from events.errors import BusUnavailable
+    from tests.events.helpers import reply_env
+
+    bus = await Bus.connect(nats_server.url, limits=TEST_LIMITS, publish_timeout=30)
+    bus.unavailable_after = 1.0
+    try:
+        await nats_server.stop()
+        started = time.monotonic()
+        with pytest.raises(BusUnavailable, match="unreachable"):
+            await bus.publish(reply_env("down"))
+        assert time.monotonic() - started < 5.0
+        await nats_server.start()
+        assert await bus.publish(reply_env("up")) >= 1  # and it recovers by itself
+    finally:
+        await bus.close()

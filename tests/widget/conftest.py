@@ -18,7 +18,7 @@ from backend_services import registry
 from bots.slack import SlackSettings, attach_slack
 from bots.web.app import create_gateway_app
 from events.bus import Bus
-from tests.bots.conftest import LiveServer, make_settings
+from tests.bots.conftest import LiveServer, make_settings, server_config
 from tests.claims import TEST_ISSUER, signed_runner
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -39,9 +39,7 @@ class PortServer(LiveServer):
     def __init__(self, app: FastAPI, port: int) -> None:
         super().__init__(app)
         self.port = port
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
+        self.server = uvicorn.Server(server_config(app, port))
 
 
 def _nlu() -> Any:

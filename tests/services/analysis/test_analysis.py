@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from backend_services.analysis.charts import PNG_MAGIC
+from backend_services.analysis.charts import PNG_MAGIC, ChartStore
 from backend_services.analysis.follower import replay
 from backend_services.analysis.periods import window
 from backend_services.analysis.service import charts_router, service
@@ -263,9 +263,8 @@ async def test_chart_png_on_intent_and_http(bus: Bus, runner: ServiceRunner) -> 
     assert reply.image and reply.image.startswith("http://fd.test/services/analysis/charts/")
     path = reply.image.removeprefix("http://fd.test")
     app = create_http_app([runner.service], door_call(bus), header_actor)
-    for make_router in service.extra_routers:  # as frontdoor.wiring mounts them
-        app.include_router(make_router(runner), prefix="/services")
-    assert charts_router in service.extra_routers
+    # as the gateway mounts it (frontdoor.doors): read from the object store, on its own bus
+    app.include_router(charts_router(ChartStore(bus)), prefix="/services")
     async with http_client(bus, app=app) as client:
         png = await client.get(path)
         assert png.status_code == 200

@@ -423,3 +423,51 @@ async def test_an_existing_lead_changes_only_for_its_owner_or_the_team(
         AGENT,
     )
     assert fixed.data and fixed.data["company"] == "Acme Corp" and fixed.data["id"] is not None
+
+
+async def test_a_redelivery_after_the_commit_answers_and_emits_once(
+    bus: Bus, runner: ServiceRunner
+) -> None:
+    """The campaign was created but publishing campaign.created failed: the redelivered intent
+    is answered from the record (not "name taken") and the event is published once."""
+    from events.errors import PublishTimeout
+
+    publish = bus.publish
+    failed: list[str] = []
+
+    async def failing_publish(env):  # type: ignore[no-untyped-def]
+        if env.type == "campaign.created" and not failed:
+            failed.append(str(env.id))
+            raise PublishTimeout("NATS did not answer in time")
+        return await publish(env)
+
+    bus.publish = failing_publish  # type: ignore[method-assign]
+    try:
+        reply = await ask_intent(
+            bus, "marketing", "campaign_create", {"name": "Once", "message": "hi"}, AGENT
+        )
+    finally:
+        bus.publish = publish  # type: ignore[method-assign]
+    assert failed and reply.status == "ok", reply.text
+    assert reply.data and reply.data["name"] == "Once" and reply.data["note"] == "Created."
+    created = await events_of(bus, "campaign.created")
+    assert [str(e.id) for e in created] == failed
+    # The same request sent twice on the request door (same envelope id): one campaign.
+    from tests.services.doors import intent
+
+    again = intent("marketing", "campaign_create", {"name": "Twice", "message": "x"}, AGENT)
+    from events.micro import micro_subject
+    from events.payloads import Reply
+
+    answers = [
+        Reply.model_validate_json(
+            await bus.request(micro_subject("marketing", "campaign_create"), again.to_bytes())
+        )
+        for _ in range(2)
+    ]
+    assert [a.status for a in answers] == ["ok", "ok"]
+    assert answers[0].data == answers[1].data
+    assert [e.payload["name"] for e in await events_of(bus, "campaign.created")] == [
+        "Once",
+        "Twice",
+    ]

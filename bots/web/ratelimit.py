@@ -1,0 +1,178 @@
+"""Rate limits of the edge: the ``limits`` library's moving window over a bounded storage.
+
+Every limit is a ``Rate`` (``amount`` per ``seconds``) counted per key; the keys are what a
+caller cannot choose freely: its client address (``bots.web.clientaddr``) or the actor its
+credential proved (``Principal.limit_key``). ``RateLimits.hit`` raises ``RateLimited`` with the
+seconds to wait and the limit's name; ``bots.web.guard`` turns that into the one 429 answer (or
+the WebSocket's ``rate_limited`` error frame).
+
+Counting lives behind ``limits``' own async storage interface (``limits.aio.storage``), so a
+shared storage (e.g. ``limits.aio.storage.RedisStorage``) can replace the in-process one for
+several gateway replicas. The in-process one, ``BoundedMemoryStorage``, keeps at most
+``max_keys`` keys in a ``cachetools.TTLCache``: a flood of new keys costs O(1) each (the oldest
+or expired key goes), never a scan, and memory stays bounded whatever the callers send.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MovingWindowSupport, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from events.errors import FrontdoorError
+
+
+class RateLimited(FrontdoorError):
+    """Too many requests for one limit; ``retry_after`` (whole seconds) says when to retry."""
+
+    def __init__(self, message: str, retry_after: int, limit: str, short: str = "") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        #: which limit refused (``caller``, ``address``, ``sessions``, ``auth_failures``)
+        self.limit = limit
+        #: the reason in few words (a WebSocket close reason holds 123 bytes)
+        self.short = short or message[:120]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``amount`` events per ``seconds`` (a moving window), named for the 429's reason."""
+
+    name: str
+    amount: int
+    seconds: float
+    #: what is counted, for the message ("messages", "requests", ...)
+    what: str = "requests"
+
+    def item(self) -> RateLimitItemPerSecond:
+        """The ``limits`` item of this rate (whole seconds, at least one)."""
+        return RateLimitItemPerSecond(self.amount, max(1, math.ceil(self.seconds)))
+
+    def describe(self) -> str:
+        """E.g. ``at most 20 messages per 10 s``."""
+        return f"at most {self.amount} {self.what} per {self.seconds:g} s"
+
+
+class BoundedMemoryStorage(Storage, MovingWindowSupport):
+    """An in-process moving-window storage of at most ``max_keys`` keys.
+
+    Each key holds the timestamps of its hits in the window (at most the limit's amount), in a
+    ``TTLCache`` whose entries expire ``max_window`` seconds after their last hit; when the cache
+    is full the least recently used key is dropped (O(1)). Only the moving-window calls are
+    used by the gateway; the counter calls exist for the interface.
+    """
+
+    STORAGE_SCHEME = ["frontdoor+bounded-memory"]
+
+    def __init__(
+        self,
+        max_keys: int = 100_000,
+        max_window: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        #: wall-clock seconds (what ``limits`` expects; replaceable in tests)
+        self.clock = clock
+        self._events: TTLCache[str, deque[float]] = TTLCache(maxsize=max_keys, ttl=max_window)
+        self._counters: TTLCache[str, tuple[int, float]] = TTLCache(
+            maxsize=max_keys, ttl=max_window
+        )
+
+    def __len__(self) -> int:
+        return len(self._events) + len(self._counters)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        now = self.clock()
+        events = self._events.get(key)
+        if events is None:
+            events = deque()
+        while events and events[0] <= now - expiry:
+            events.popleft()
+        if len(events) + amount > limit:
+            self._events[key] = events
+            return False
+        events.extend([now] * amount)
+        self._events[key] = events  # (re)setting refreshes the key's expiry
+        return True
+
+    async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        now = self.clock()
+        events = self._events.get(key)
+        if not events:
+            return now, 0
+        inside = [t for t in events if t > now - expiry]
+        return (inside[0], len(inside)) if inside else (now, 0)
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        value, until = self._counters.get(key, (0, 0.0))
+        now = self.clock()
+        if until <= now:
+            value, until = 0, now + expiry
+        self._counters[key] = (value + amount, until)
+        return value + amount
+
+    async def get(self, key: str) -> int:
+        value, until = self._counters.get(key, (0, 0.0))
+        return value if until > self.clock() else 0
+
+    async def get_expiry(self, key: str) -> float:
+        return self._counters.get(key, (0, self.clock()))[1]
+
+    async def check(self) -> bool:
+        return True
+
+    async def reset(self) -> int | None:
+        count = len(self)
+        self._events.clear()
+        self._counters.clear()
+        return count
+
+    async def clear(self, key: str) -> None:
+        self._events.pop(key, None)
+        self._counters.pop(key, None)
+
+
+class RateLimits:
+    """Hits against named rates, per key, in one storage (memory by default)."""
+
+    def __init__(self, storage: Storage | None = None, *, max_keys: int = 100_000) -> None:
+        self.storage = storage if storage is not None else BoundedMemoryStorage(max_keys)
+        self._strategy = MovingWindowRateLimiter(self.storage)
+
+    async def hit(self, rate: Rate, key: str) -> None:
+        """Count one event of ``key`` against ``rate``; ``RateLimited`` when it is over."""
+        item = rate.item()
+        if await self._strategy.hit(item, rate.name, key):
+            return
+        raise await self._refusal(rate, key)
+
+    async def check(self, rate: Rate, key: str) -> None:
+        """``RateLimited`` when ``key`` has no room left under ``rate`` (counts nothing)."""
+        item = rate.item()
+        if await self._strategy.test(item, rate.name, key):
+            return
+        raise await self._refusal(rate, key)
+
+    async def _refusal(self, rate: Rate, key: str) -> RateLimited:
+        stats = await self._strategy.get_window_stats(rate.item(), rate.name, key)
+        clock: Callable[[], float] = getattr(self.storage, "clock", time.time)
+        retry = max(1, math.ceil(stats.reset_time - clock()))
+        return RateLimited(
+            f"too many {rate.what}: {rate.describe()}; try again in {retry} s",
+            retry,
+            rate.name,
+            short=f"too many {rate.what}; retry in {retry} s",
+        )

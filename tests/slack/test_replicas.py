@@ -1,0 +1,51 @@
+"""Two gateways with Slack attached, one bus: every reply is posted once, in order, and a
+replica that dies mid-post is taken over."""
+
+from __future__ import annotations
+
+import asyncio
+
+from events.bus import Bus
+from tests.slack.conftest import running_gateway
+from tests.slack.fake_slack import BOT_USER, FakeSlack
+
+
+async def test_two_gateways_post_each_reply_once_and_in_order(
+    bus: Bus, fake_slack: FakeSlack
+) -> None:
+    async with (
+        running_gateway(bus, fake_slack) as first,
+        running_gateway(bus, fake_slack) as second,
+    ):
+        for i in range(6):
+            gateway = (first, second)[i % 2]
+            event = {
+                "type": "app_mention",
+                "user": "U1",
+                "text": f"<@{BOT_USER}> count {i}",
+                "ts": f"1700000100.{i:06d}",
+                "channel": "CREP1",
+                "channel_type": "channel",
+                "thread_ts": "1700000100.000000",
+            }
+            assert (await gateway.send_event(event)).status_code == 200
+        posted = await fake_slack.wait_for(channel="CREP1", count=6)
+        await asyncio.sleep(1.0)  # nothing more comes: the other replica posted nothing twice
+        texts = [c.args["text"] for c in fake_slack.posted(channel="CREP1")]
+        assert len(texts) == 6 == len(posted), texts
+        assert texts == [f"chatbot echo: count {i}" for i in range(6)]
+
+
+async def test_a_claim_held_by_a_dead_replica_is_taken_over_after_its_lease(bus: Bus) -> None:
+    from bots.slack.dedup import SeenSet
+
+    dead = await SeenSet.open(bus, 600)
+    alive = await SeenSet.open(bus, 600)
+    dead.lease_seconds = alive.lease_seconds = 0.5
+    assert await dead.begin("post", "r1") == "mine"  # then the replica dies before posting
+    assert await alive.begin("post", "r1") == "busy"
+    await asyncio.sleep(0.6)
+    assert await alive.begin("post", "r1") == "mine"
+    await alive.finish("post", "r1")
+    assert await dead.begin("post", "r1") == "done"
+    assert await alive.begin("post", "r1") == "done"
