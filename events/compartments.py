@@ -121,27 +121,30 @@ def _ordered_readers(stream: str) -> list[str]:
     ]
 
 
-def _bucket(stream: str, data_subjects: str, *, create: bool) -> list[str]:
-    """Full use of a KV bucket or object store (its stream ``stream``)."""
+def _bucket(stream: str, data_subjects: str, *, write: bool) -> list[str]:
+    """A KV bucket or object store (its stream ``stream``): created on first use, read, and
+    with ``write`` written (its data subjects, purges)."""
     return [
-        *([f"{_API}.STREAM.CREATE.{stream}"] if create else []),
+        f"{_API}.STREAM.CREATE.{stream}",
         f"{_API}.STREAM.INFO.{stream}",
         f"{_API}.STREAM.MSG.GET.{stream}",
-        f"{_API}.STREAM.PURGE.{stream}",
         f"{_API}.DIRECT.GET.{stream}",
         f"{_API}.DIRECT.GET.{stream}.>",
         *_ordered_readers(stream),
-        data_subjects,
+        *([f"{_API}.STREAM.PURGE.{stream}", data_subjects] if write else []),
     ]
 
 
-def _kv(bucket: str, *, create: bool = True) -> list[str]:
-    return _bucket(f"KV_{bucket}", f"$KV.{bucket}.>", create=create)
+def _kv(bucket: str) -> list[str]:
+    return _bucket(f"KV_{bucket}", f"$KV.{bucket}.>", write=True)
 
 
-def _objects(bucket: str, *, create: bool = True) -> list[str]:
+def _objects(bucket: str, *, write: bool = True) -> list[str]:
     # reading an object looks its stream up by subject (nats-py: ``$JS.API.STREAM.NAMES``)
-    return [*_bucket(f"OBJ_{bucket}", f"$O.{bucket}.>", create=create), f"{_API}.STREAM.NAMES"]
+    return [
+        *_bucket(f"OBJ_{bucket}", f"$O.{bucket}.>", write=write),
+        f"{_API}.STREAM.NAMES",
+    ]
 
 
 def _door(call: str) -> str:
@@ -163,8 +166,8 @@ def _srv_answers(service: str) -> list[str]:
 def gateway() -> Compartment:
     """The gateway: creates the streams, publishes intents and conversation events, reads the
     bus, keeps conversation state, hand-offs and Slack bookkeeping (KV) and NLU models (objects),
-    calls every service's request/reply door, dead-letters intents nobody answered. It never
-    takes intents."""
+    serves analysis's charts (read only), calls every service's request/reply door,
+    dead-letters intents nobody answered. It never takes intents."""
     kv = [
         subjects.CONVERSATIONS_BUCKET,
         subjects.CURSORS_BUCKET,
@@ -189,6 +192,8 @@ def gateway() -> Compartment:
     for bucket in kv:
         allow += _kv(bucket)
     allow += _objects(subjects.MODELS_BUCKET)
+    # it serves analysis's chart images (any instance rendered them), and writes none
+    allow += [a for a in _objects(subjects.CHARTS_BUCKET, write=False) if a not in allow]
     return Compartment(
         name=GATEWAY,
         description=gateway.__doc__ or "",

@@ -246,7 +246,7 @@ async def test_services_connect_without_streams_and_cannot_create_them(
         await _closing(raw.nc.close, marketing.close)
 
 
-async def test_analysis_keeps_its_charts_and_management_discovers_services(
+async def test_analysis_keeps_its_charts_the_gateway_shows_them_and_management_discovers(
     secured_nats: Secured,
 ) -> None:
     gateway = await _bus(secured_nats, "gateway")
@@ -262,12 +262,20 @@ async def test_analysis_keeps_its_charts_and_management_discovers_services(
         charts = await analysis.object_store(subjects.CHARTS_BUCKET)
         await charts.put("chart.png", b"\x89PNG")
         assert (await charts.get("chart.png")).data == b"\x89PNG"
+        # the gateway serves the chart images, and cannot write one
+        shown = await gateway.object_store(subjects.CHARTS_BUCKET)
+        assert (await shown.get("chart.png")).data == b"\x89PNG"
+        raw = await _raw(secured_nats, "gateway")
+        subject = "$O.fd_charts.C.forged"
+        await raw.nc.publish(subject, b"not a chart")
+        assert await raw.refused("Publish", subject)
+        await raw.nc.close()
         # management's services_status asks $SRV.STATS: every running service answers
         names = {answer.get("name") for answer in await discover(management, "STATS")}
         assert {"analysis", "management"} <= names
     finally:
         await _closing(*(r.stop for r in runners), analysis.close, management.close, gateway.close)
-    assert secured_nats.violations() == []
+    assert [v for v in secured_nats.violations() if "forged" not in v] == []
 
 
 # -- intents ------------------------------------------------------------------------------------
