@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 import uvicorn
@@ -175,6 +176,7 @@ async def open_bus(
             store=str(server.data_dir),
             credentials=str(credentials.folder),
         )
+    _never_log_nats(url, credentials)
     try:
         bus = await Bus.connect(
             credentials.url(component, url) if credentials is not None else url,
@@ -198,6 +200,17 @@ async def open_bus(
         component=component,
         credentials=credentials,
     )
+
+
+def _never_log_nats(url: str, credentials: LocalCredentials | None) -> None:
+    """Register the NATS passwords of this process with the log redaction."""
+    from frontdoor.logs import add_secret
+
+    if credentials is not None:
+        add_secret(*credentials.passwords.values())
+    for server in url.split(","):
+        with contextlib.suppress(ValueError):
+            add_secret(unquote(urlsplit(server.strip()).password or ""))
 
 
 async def require_streams(bus: Bus, wait: float = STREAMS_WAIT) -> None:
