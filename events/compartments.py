@@ -63,6 +63,7 @@ INTERNAL_ACTIONS: Final = ("management.resolve_actor",)
 #: ``$SRV`` discovery verbs of NATS micro services.
 SRV_VERBS: Final = ("PING", "INFO", "STATS")
 #: Services that ask ``$SRV`` who is up (management's ``services_status``), and the verbs.
+#: Besides, every service may ping its own name (are other instances of it running?).
 SRV_ASKERS: Final[Mapping[str, tuple[str, ...]]] = {"management": ("STATS",)}
 #: JetStream advisory the gateway hears when an intent ran out of deliveries.
 MAX_DELIVERIES_ADVISORY: Final = (
@@ -224,6 +225,7 @@ def service(name: str) -> Compartment:
         *_ordered_readers(subjects.EVENT_STREAM),
         *(_door(call) for call in SERVICE_CALLS.get(name, ())),
         *(f"$SRV.{verb}" for verb in SRV_ASKERS.get(name, ())),
+        f"$SRV.PING.{name}",
     ]
     if name == "analysis":
         allow += _objects(subjects.CHARTS_BUCKET)

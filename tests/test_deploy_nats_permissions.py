@@ -273,9 +273,22 @@ async def test_analysis_keeps_its_charts_the_gateway_shows_them_and_management_d
         # management's services_status asks $SRV.STATS: every running service answers
         names = {answer.get("name") for answer in await discover(management, "STATS")}
         assert {"analysis", "management"} <= names
+        # ... and, starting, whether another instance of it runs (one SQLite, one process)
+        assert [a["name"] for a in await discover(management, "PING", "management")] == [
+            "management"
+        ]
+        # a service pings only its own instances
+        raw = await _raw(secured_nats, "analysis")
+        await raw.nc.publish("$SRV.PING.management", b"", reply=raw.nc.new_inbox())
+        assert await raw.refused("Publish", "$SRV.PING.management")
+        await raw.nc.close()
     finally:
         await _closing(*(r.stop for r in runners), analysis.close, management.close, gateway.close)
-    assert [v for v in secured_nats.violations() if "forged" not in v] == []
+    expected = (
+        'user:gateway" - Publish Violation - Subject "$O.fd_charts.C.forged"',
+        'user:analysis" - Publish Violation - Subject "$SRV.PING.management"',
+    )
+    assert [v for v in secured_nats.violations() if not any(e in v for e in expected)] == []
 
 
 # -- intents ------------------------------------------------------------------------------------
