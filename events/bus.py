@@ -6,6 +6,10 @@
 - ``tail(filter, from_seq)``: an ordered, resumable read of ``FD_EVENTS``.
 - ``work(service, handler)``: the service's durable pull consumer, explicit ack/nak/term.
 - ``key_value`` / ``object_store`` / ``add_micro_service``: the other NATS facilities we use.
+
+Every connection uses the inbox prefix ``_INBOX.<user>`` of the NATS user it logs in as (see
+``events.compartments``): replies, JetStream acks and deliveries all arrive on ``nc.new_inbox()``
+subjects under it, the only inboxes that user may subscribe to.
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from nats.js.object_store import ObjectStore
 from pydantic import ValidationError
 
 from events import subjects
-from events.compartments import inbox_prefix
+from events.compartments import inbox_prefix as inbox_prefix_of
+from events.credentials import url_user
 from events.envelope import Envelope
-from events.errors import BusUnavailable, PublishTimeout
+from events.errors import BusUnavailable, PublishTimeout, StreamsMissing
 from events.streams import (
     BusLimits,
     bucket_config,
@@ -46,6 +51,7 @@ from events.streams import (
     choose_replicas,
     ensure_consumer,
     ensure_stream,
+    missing_streams,
     object_store_config,
     reserving,
     service_consumer_config,
@@ -57,10 +63,6 @@ from events.worker import Delivery, DeliveryHandler, PullLoop, Worker
 __all__ = ["Bus", "Delivery", "DeliveryHandler", "Worker", "subject_for"]
 
 log = logging.getLogger("frontdoor.bus")
-#: nats-py's inbox prefix, for connections of no particular component (tests, benchmarks).
-DEFAULT_INBOX_PREFIX = "_INBOX"
-#: How the server refuses a connection's credentials.
-_AUTHORIZATION_VIOLATION = "Authorization Violation"
 
 _RETRYABLE = (
     nats.errors.TimeoutError,
@@ -74,6 +76,13 @@ _RETRYABLE = (
     asyncio.TimeoutError,
     OSError,
 )
+
+
+def _refused_credentials(exc: Exception) -> bool:
+    """NATS refused the connection's user and password (or their absence)."""
+    return isinstance(exc, nats.errors.AuthorizationError) or (
+        "authorization violation" in str(exc).lower()
+    )
 
 
 def subject_for(envelope: Envelope) -> str:
@@ -95,15 +104,6 @@ def _intent_subject(envelope_type: str) -> str | None:
 @functools.lru_cache(maxsize=8192)
 def _event_subject(channel: str, conversation_id: str, envelope_type: str) -> str:
     return subjects.event_subject(channel, conversation_id, envelope_type)
-
-
-def _stored_subject(envelope: Envelope) -> str:
-    """The subject an event must have been stored under: that of its type and conversation."""
-    conv = envelope.conversation
-    try:
-        return _event_subject(conv.channel, conv.id, envelope.type)
-    except ValueError:  # e.g. an empty conversation id: no subject fits
-        return ""
 
 
 class Bus:
@@ -131,21 +131,20 @@ class Bus:
         connect_timeout: float = 10.0,
         publish_timeout: float = 30.0,
         ensure: bool = True,
-        component: str | None = None,
+        inbox_prefix: str | None = None,
     ) -> Bus:
         """Connect (reconnecting forever after a loss) and, by default, ensure the streams.
 
-        ``component`` (``gateway``, a service, ``cli``) gives the connection its own inbox
-        prefix ``_INBOX.<component>``, the only inboxes its NATS user may subscribe to
-        (``events.compartments``); every inbox of the connection (requests, publish acks, pull
-        and ordered consumers, micro services) comes from ``nc.new_inbox()``, so under it.
+        ``inbox_prefix`` defaults to ``_INBOX.<user>`` for a URL with ``user:password@`` (the
+        only inboxes a Frontdoor NATS user may subscribe to), else NATS's own ``_INBOX``.
+        Services pass ``ensure=False`` (they may not create streams) and call
+        ``require_streams``. Refused credentials fail at once with ``BusUnavailable``.
         """
-
-        refused = asyncio.Event()
+        refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
 
         async def on_error(exc: Exception) -> None:
-            if _AUTHORIZATION_VIOLATION in str(exc):
-                refused.set()
+            if _refused_credentials(exc) and not refused.done():
+                refused.set_result(exc)
             log.warning("nats error: %s", exc)
 
         async def on_disconnect() -> None:
@@ -155,45 +154,42 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("reconnected to NATS")
 
+        if inbox_prefix is None:
+            user = url_user(url)
+            inbox_prefix = inbox_prefix_of(user) if user else "_INBOX"
         shown = re.sub(r"//[^@/,]*@", "//***@", url)  # never log credentials
         opening = asyncio.ensure_future(
             cls._open(
-                url,
-                name,
-                connect_timeout,
-                on_error,
-                on_disconnect,
-                on_reconnect,
-                inbox_prefix(component) if component else DEFAULT_INBOX_PREFIX,
+                url, name, connect_timeout, inbox_prefix, on_error, on_disconnect, on_reconnect
             )
         )
-        watching = asyncio.ensure_future(refused.wait())
         try:
-            # nats-py would retry an unreachable first server (or refused credentials) forever:
-            # bound the first connect, and give up at once when the server refuses who we are.
-            await asyncio.wait(
-                {opening, watching},
+            # nats-py would retry an unreachable first server forever: bound the first connect.
+            waiting: set[asyncio.Future[Any]] = {opening, refused}
+            done, _ = await asyncio.wait(
+                waiting,
                 timeout=connect_timeout + 1.0,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-        finally:
-            watching.cancel()
-        if not opening.done():
-            opening.cancel()
-            with contextlib.suppress(BaseException):
-                await opening
-            if refused.is_set():
+            if opening in done:
+                nc = opening.result()
+            elif refused in done:
                 raise BusUnavailable(
-                    f"NATS at {shown} refused the credentials (Authorization Violation): check "
-                    "the user and password in the URL"
+                    f"NATS at {shown} refused the connection: {refused.result()} (check the user "
+                    "and password in the URL)"
                 )
-            raise BusUnavailable(f"cannot reach NATS at {shown} within {connect_timeout:g}s")
-        try:
-            nc = opening.result()
-        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            else:
+                raise TimeoutError
+        except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
             raise BusUnavailable(
-                f"cannot connect to NATS at {shown}: {str(exc) or type(exc).__name__}"
+                f"cannot reach NATS at {shown} within {connect_timeout:g}s: "
+                f"{str(exc) or type(exc).__name__}"
             ) from exc
+        finally:
+            if not opening.done():
+                opening.cancel()
+                with contextlib.suppress(BaseException):
+                    await opening
         bus = cls(nc, limits or BusLimits(), publish_timeout)
         await bus._acks.start()
         if ensure:
@@ -205,15 +201,16 @@ class Bus:
         url: str,
         name: str,
         connect_timeout: float,
+        inbox_prefix: str,
         on_error: Callable[[Exception], Awaitable[None]],
         on_disconnect: Callable[[], Awaitable[None]],
         on_reconnect: Callable[[], Awaitable[None]],
-        inbox: str = "_INBOX",
     ) -> NatsClient:
         return await nats.connect(
             servers=[u.strip() for u in url.split(",") if u.strip()],
             name=name,
             connect_timeout=connect_timeout,
+            inbox_prefix=inbox_prefix,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
@@ -221,7 +218,6 @@ class Bus:
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
             pending_size=64 * 1024 * 1024,
-            inbox_prefix=inbox,
         )
 
     @property
@@ -261,21 +257,29 @@ class Bus:
 
             await self._retry(create, "create stream")
 
-    async def missing_streams(self) -> list[str]:
-        """The streams of Frontdoor that do not exist on the server (only the gateway creates
-        them: a service connects without and asks this)."""
-        missing: list[str] = []
-        for config in stream_configs(self.limits, self.replicas):
-            assert config.name is not None
+    async def require_streams(self, wait: float = 0.0) -> None:
+        """Check that ``FD_INTENTS`` and ``FD_EVENTS`` exist, waiting up to ``wait`` s for them.
 
-            async def info(name: str = config.name) -> object:
-                return await self._js.stream_info(name)
-
-            try:
-                await self._retry(info, "stream info")
-            except NotFoundError:
-                missing.append(config.name)
-        return missing
+        For components that may not create them (the services): raise ``StreamsMissing``
+        naming the missing streams and who creates them.
+        """
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            missing = await self._retry(lambda: missing_streams(self._js), "stream info")
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise StreamsMissing(missing)
+            if not told:
+                log.warning(
+                    "JetStream streams %s do not exist yet; waiting up to %gs for the gateway to "
+                    "create them",
+                    ", ".join(missing),
+                    wait,
+                )
+                told = True
+            await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
 
     async def ensure_service_consumer(self, service: str) -> str:
         """Create the durable consumer of ``service`` if missing; return its name."""
@@ -438,16 +442,6 @@ class Bus:
                         envelope = Envelope.from_bytes(msg.data)
                     except ValidationError:
                         log.warning("skipping malformed event at sequence %s", seq)
-                        envelope = None
-                    if envelope is not None and msg.subject != _stored_subject(envelope):
-                        # NATS permissions hold a publisher to its subjects: an envelope whose
-                        # type or conversation is not its subject's was forged, never trusted.
-                        log.warning(
-                            "skipping event at sequence %s: its envelope (%s) does not match "
-                            "its subject",
-                            seq,
-                            envelope.type[:64],
-                        )
                         envelope = None
                     if envelope is not None:
                         yield seq, envelope

@@ -1,32 +1,29 @@
-"""NATS compartments: what each component of Frontdoor may publish and subscribe to.
+"""NATS permissions of every Frontdoor component: the one source of truth.
 
-The one source of truth for NATS permissions. ``deploy/nats/nats-server.conf`` (rendered by
-``frontdoor nats config``) and the embedded server of ``frontdoor up`` (``events.local_auth``)
-are both rendered from here; ``tests/test_deploy_nats_permissions.py`` runs the rendering on a
-real nats-server and proves each denial.
+Each component connects as its own NATS user (``gateway``, one per service, and ``cli`` for the
+operator's commands) and may do exactly what its ``Compartment`` lists:
 
-The components: the ``gateway`` (web, Slack, headless API), one user per backend service, and
-``cli``, the operator's tools (``frontdoor doctor``, ``nlu publish``, ``dead list|replay``).
+- its own inbox prefix ``_INBOX.<user>`` (replies, JetStream acks and deliveries arrive there)
+  and no other inbox;
+- a service publishes only the event types it owns (``fd.event.<channel>.<conversation>.<type>``),
+  the replies, failures and security events every service sends, and its own lifecycle events
+  (``fd.event.system.<service>.service.*``); it takes only its own intents (consumer
+  ``svc_<service>``), serves only its own request/reply doors ``fd.svc.<service>.*`` and its own
+  ``$SRV`` discovery subjects, and calls only the doors listed in ``SERVICE_CALLS``;
+- only the gateway (and ``cli``) publish intents; only the gateway creates the streams;
+- the gateway hears JetStream's advisory about intents nobody answered and dead-letters them.
 
-- Inboxes: component ``c`` connects with the inbox prefix ``_INBOX.c`` (``inbox_prefix``) and
-  may subscribe only to ``_INBOX.c.>``, so nobody reads another component's answers.
-- Events (``fd.event.<channel>.<conversation>.<type...>``): a service publishes only the event
-  types it owns (``SERVICE_EVENTS``), plus what every service sends (``reply``,
-  ``intent.failed``, ``security.>``) and its own lifecycle on
-  ``fd.event.system.<service>.service.>``. The gateway publishes the conversation events
-  (``GATEWAY_EVENTS``).
-- Intents (``fd.intent.>``): the gateway and the CLI only. Services take their own intents from
-  their own durable consumer ``svc_<service>`` and nobody else's.
-- Request/reply doors (``fd.svc.<service>.<action>``): the gateway calls any; a service only
-  what ``SERVICE_CALLS`` lists; nobody but the gateway calls ``INTERNAL_ACTIONS``. A service
-  answers only its own doors and its own ``$SRV`` discovery subjects.
-- Streams: the gateway creates them (services never create streams); KV buckets and object
-  stores belong to who uses them (the gateway's state and NLU models, analysis's charts).
+``render_deploy_config()`` is ``deploy/nats/nats-server.conf`` (``frontdoor nats config``
+writes it; a test fails when the checked-in file differs), ``render_embedded_config()`` the
+configuration of the embedded server of ``frontdoor up`` (same users and permissions, generated
+passwords).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,380 +31,465 @@ from events import subjects
 
 GATEWAY: Final = "gateway"
 CLI: Final = "cli"
+#: The backend services (``backend_services/registry.py`` must register exactly these).
+SERVICES: Final = ("management", "marketing", "analysis", "generative")
+#: Every NATS user of the ``FRONTDOOR`` account, in the order of the rendered configuration.
+COMPONENTS: Final = (GATEWAY, *SERVICES, CLI)
+#: The service ``frontdoor bench bus`` runs (as the ``cli`` user).
+BENCH_SERVICE: Final = "benchecho"
+#: The event types ``frontdoor bench bus`` publishes (``bench.event``).
+BENCH_EVENTS: Final = "bench.>"
 
-#: The event types each backend service owns (``fd.event.*.*.<type>``). A new service adds
-#: its line here; ``tests/test_deploy.py`` fails until every registered service has one.
+#: Event types every service publishes (into the conversation of the intent it answers).
+COMMON_SERVICE_EVENTS: Final = ("reply", "intent.failed", "security.>")
+#: Event types each service owns besides the common ones.
 SERVICE_EVENTS: Final[Mapping[str, tuple[str, ...]]] = {
     "management": ("ticket.>", "user.roles_changed"),
     "marketing": ("campaign.>", "lead.>", "segment.>"),
     "analysis": (),
     "generative": (),
 }
-#: What every service publishes about the intents it handles.
-EVERY_SERVICE_EVENTS: Final = ("reply", "intent.failed", "security.>")
-#: The conversation events of the gateway (channels, dialogue, hand-offs, dead letters).
+#: Conversation events of the gateway (web, Slack, headless API, hand-offs).
 GATEWAY_EVENTS: Final = (
     "message.received",
     "intent.detected",
     "reply",
     "handoff.>",
-    "intent.failed",
     "security.>",
 )
-#: Request/reply doors (``<service>.<action>``) a service may call on another one.
+#: Request/reply doors (``<service>.<action>``) a service may call on another service.
 SERVICE_CALLS: Final[Mapping[str, tuple[str, ...]]] = {
     "generative": ("management.ticket_get",),
 }
-#: Doors only the gateway may call (never a service, whatever ``SERVICE_CALLS`` says).
-INTERNAL_ACTIONS: Final = ("management.resolve_actor",)
-#: ``$SRV`` discovery verbs of NATS micro services.
-SRV_VERBS: Final = ("PING", "INFO", "STATS")
-#: Services that ask ``$SRV`` who is up (management's ``services_status``), and the verbs.
-#: Besides, every service may ping its own name (are other instances of it running?).
-SRV_ASKERS: Final[Mapping[str, tuple[str, ...]]] = {"management": ("STATS",)}
-#: JetStream advisory the gateway hears when an intent ran out of deliveries.
-MAX_DELIVERIES_ADVISORY: Final = (
-    f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{subjects.INTENT_STREAM}.*"
+#: Services that read the event bus (a JetStream consumer on FD_EVENTS). Consumers may deliver
+#: to any subject, so no other service may create one.
+SERVICES_READING_EVENTS: Final = ("management", "analysis", "generative")
+#: Bucket streams: KV buckets and object stores (``KV_<bucket>``, ``OBJ_<bucket>``).
+GATEWAY_KV: Final = (
+    subjects.CONVERSATIONS_BUCKET,
+    subjects.MODELS_POINTER_BUCKET,
+    subjects.CURSORS_BUCKET,
+    subjects.SLACK_SEEN_BUCKET,
+    subjects.SLACK_THREADS_BUCKET,
+    subjects.HANDOFFS_BUCKET,
 )
-#: The NATS account every component lives in.
-ACCOUNT: Final = "FRONTDOOR"
+#: The gateway serves chart images from ``fd_charts`` (analysis renders them).
+GATEWAY_OBJECTS: Final = (subjects.MODELS_BUCKET, subjects.CHARTS_BUCKET)
 
-_STREAMS: Final = (subjects.INTENT_STREAM, subjects.EVENT_STREAM, subjects.DEAD_STREAM)
-_API: Final = "$JS.API"
+_SRV_VERBS: Final = ("PING", "INFO", "STATS")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_JS = "$JS.API"
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix of a NATS user: ``_INBOX.<user>`` (its only subscribable inbox)."""
+    if not _TOKEN.match(user):
+        raise ValueError(f"invalid NATS user name {user!r} for an inbox prefix")
+    return f"_INBOX.{user}"
+
+
+def password_variable(user: str) -> str:
+    """The environment variable the deploy config reads ``user``'s password from."""
+    return f"FD_NATS_{user.upper()}_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Subjects granted together, with the reason shown in the rendered configuration."""
+
+    why: str
+    subjects: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Compartment:
-    """One NATS user: what it may publish (allow minus deny) and subscribe to."""
+    """What one NATS user may publish and subscribe to."""
 
-    name: str
-    description: str
-    publish_allow: tuple[str, ...]
-    publish_deny: tuple[str, ...]
-    subscribe_allow: tuple[str, ...]
-    #: may answer requests it received (on the requester's reply subject), once each
-    allow_responses: bool = True
+    user: str
+    about: str
+    publish: tuple[Grant, ...]
+    subscribe: tuple[Grant, ...]
+    publish_deny: tuple[str, ...] = ()
+    #: may answer requests it received (micro services); everyone else publishes only its allow
+    allow_responses: bool = False
 
+    def publish_subjects(self) -> list[str]:
+        """Every allowed publish subject, in order."""
+        return [s for grant in self.publish for s in grant.subjects]
 
-def inbox_prefix(component: str) -> str:
-    """The inbox prefix of ``component``'s connections (``_INBOX.<component>``)."""
-    return f"_INBOX.{component}"
-
-
-def password_env(component: str) -> str:
-    """The environment variable with ``component``'s password in the deploy config."""
-    return f"FD_NATS_{component.upper()}_PASSWORD"
+    def subscribe_subjects(self) -> list[str]:
+        """Every allowed subscription subject, in order."""
+        return [s for grant in self.subscribe for s in grant.subjects]
 
 
-def components(services: Iterable[str] | None = None) -> list[str]:
-    """Every component: the gateway, each service (``SERVICE_EVENTS`` by default), the CLI."""
-    return [GATEWAY, *(services if services is not None else sorted(SERVICE_EVENTS)), CLI]
+# -- building blocks --------------------------------------------------------------------------
 
 
-# -- building blocks ------------------------------------------------------------------------------
+def _events(*types: str) -> tuple[str, ...]:
+    """Publish subjects of event types, in any channel and conversation."""
+    return tuple(f"{subjects.EVENT_PREFIX}.*.*.{t}" for t in types)
 
 
-def _events(types: Iterable[str]) -> list[str]:
-    return [f"{subjects.EVENT_PREFIX}.*.*.{t}" for t in types]
+def _lifecycle(service: str) -> str:
+    return f"{subjects.EVENT_PREFIX}.system.{service}.service.>"
 
 
-def _ordered_readers(stream: str) -> list[str]:
-    """Ephemeral ordered consumers of ``stream`` (``Bus.tail``, KV watches, object reads)."""
-    return [
-        f"{_API}.CONSUMER.CREATE.{stream}",
-        f"{_API}.CONSUMER.CREATE.{stream}.>",
-        f"{_API}.CONSUMER.INFO.{stream}.*",
-        f"{_API}.CONSUMER.DELETE.{stream}.*",
+def _streams_info() -> Grant:
+    return Grant(
+        "JetStream account and stream info",
+        (
+            f"{_JS}.INFO",
+            f"{_JS}.STREAM.INFO.{subjects.INTENT_STREAM}",
+            f"{_JS}.STREAM.INFO.{subjects.EVENT_STREAM}",
+            f"{_JS}.STREAM.INFO.{subjects.DEAD_STREAM}",
+        ),
+    )
+
+
+def _read_events() -> Grant:
+    stream = subjects.EVENT_STREAM
+    return Grant(
+        "ordered readers of the event bus",
+        (
+            f"{_JS}.CONSUMER.CREATE.{stream}",
+            f"{_JS}.CONSUMER.CREATE.{stream}.>",
+            f"{_JS}.CONSUMER.INFO.{stream}.>",
+            f"{_JS}.CONSUMER.DELETE.{stream}.>",
+            f"$JS.FC.{stream}.>",
+        ),
+    )
+
+
+def _intent_consumer(service: str) -> Grant:
+    """The service's own durable work-queue consumer. It can only be created with its own
+    filter (the filter is part of the create subject), so it cannot take other intents."""
+    stream = subjects.INTENT_STREAM
+    consumer = subjects.service_consumer(service)
+    return Grant(
+        "its own durable intents consumer, filtered on its own intents, and nobody else's",
+        (
+            f"{_JS}.CONSUMER.INFO.{stream}.{consumer}",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}.{subjects.service_intents_filter(service)}",
+            f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+            f"$JS.ACK.{stream}.{consumer}.>",
+        ),
+    )
+
+
+def _bucket_stream(stream: str) -> tuple[str, ...]:
+    return (
+        f"{_JS}.STREAM.CREATE.{stream}",
+        f"{_JS}.STREAM.INFO.{stream}",
+        f"{_JS}.CONSUMER.CREATE.{stream}",
+        f"{_JS}.CONSUMER.CREATE.{stream}.>",
+        f"{_JS}.CONSUMER.DELETE.{stream}.>",
+        f"{_JS}.DIRECT.GET.{stream}.>",
+        f"{_JS}.STREAM.MSG.GET.{stream}",
+        f"{_JS}.STREAM.PURGE.{stream}",
         f"$JS.FC.{stream}.>",
-    ]
+    )
 
 
-def _bucket(stream: str, data_subjects: str, *, write: bool) -> list[str]:
-    """A KV bucket or object store (its stream ``stream``): created on first use, read, and
-    with ``write`` written (its data subjects, purges)."""
-    return [
-        f"{_API}.STREAM.CREATE.{stream}",
-        f"{_API}.STREAM.INFO.{stream}",
-        f"{_API}.STREAM.MSG.GET.{stream}",
-        f"{_API}.DIRECT.GET.{stream}",
-        f"{_API}.DIRECT.GET.{stream}.>",
-        *_ordered_readers(stream),
-        *([f"{_API}.STREAM.PURGE.{stream}", data_subjects] if write else []),
-    ]
+def _stream_lookup() -> Grant:
+    return Grant(
+        "stream lookup by subject (nats-py's object store reads)", (f"{_JS}.STREAM.NAMES",)
+    )
 
 
-def _kv(bucket: str) -> list[str]:
-    return _bucket(f"KV_{bucket}", f"$KV.{bucket}.>", write=True)
+def _kv(bucket: str) -> Grant:
+    return Grant(f"KV bucket {bucket}", (*_bucket_stream(f"KV_{bucket}"), f"$KV.{bucket}.>"))
 
 
-def _objects(bucket: str, *, write: bool = True) -> list[str]:
-    # reading an object looks its stream up by subject (nats-py: ``$JS.API.STREAM.NAMES``)
-    return [
-        *_bucket(f"OBJ_{bucket}", f"$O.{bucket}.>", write=write),
-        f"{_API}.STREAM.NAMES",
-    ]
+def _objects(bucket: str) -> Grant:
+    return Grant(f"object store {bucket}", (*_bucket_stream(f"OBJ_{bucket}"), f"$O.{bucket}.>"))
 
 
-def _door(call: str) -> str:
-    service, action = call.split(".", 1)
-    return f"fd.svc.{service}.{action}"
-
-
-def _srv_answers(service: str) -> list[str]:
+def _srv_subjects(service: str) -> tuple[str, ...]:
     """The ``$SRV`` subjects a micro service named ``service`` listens on."""
     out: list[str] = []
-    for verb in SRV_VERBS:
-        out += [f"$SRV.{verb}", f"$SRV.{verb}.{service}", f"$SRV.{verb}.{service}.>"]
-    return out
+    for verb in _SRV_VERBS:
+        out.extend((f"$SRV.{verb}", f"$SRV.{verb}.{service}", f"$SRV.{verb}.{service}.>"))
+    return tuple(out)
 
 
-# -- the compartments ---------------------------------------------------------------------------
+def _doors(service: str) -> Grant:
+    return Grant(
+        "its own request/reply doors and $SRV discovery",
+        (f"{subjects.SERVICE_PREFIX}.{service}.>", *_srv_subjects(service)),
+    )
 
 
-def gateway() -> Compartment:
-    """The gateway: creates the streams, publishes intents and conversation events, reads the
-    bus, keeps conversation state, hand-offs and Slack bookkeeping (KV) and NLU models (objects),
-    serves analysis's charts (read only), calls every service's request/reply door,
-    dead-letters intents nobody answered. It never takes intents."""
-    kv = [
-        subjects.CONVERSATIONS_BUCKET,
-        subjects.CURSORS_BUCKET,
-        subjects.SLACK_SEEN_BUCKET,
-        subjects.SLACK_THREADS_BUCKET,
-        subjects.HANDOFFS_BUCKET,
-        subjects.MODELS_POINTER_BUCKET,
-    ]
-    allow = [
-        subjects.ALL_INTENTS,
-        *_events(GATEWAY_EVENTS),
-        subjects.ALL_DEAD,
-        "fd.svc.>",
-        f"{_API}.INFO",
-        *(f"{_API}.STREAM.CREATE.{s}" for s in _STREAMS),
-        *(f"{_API}.STREAM.INFO.{s}" for s in _STREAMS),
-        # an intent that ran out of deliveries: read it, answer it, dead-letter it, remove it
-        f"{_API}.STREAM.MSG.GET.{subjects.INTENT_STREAM}",
-        f"{_API}.STREAM.MSG.DELETE.{subjects.INTENT_STREAM}",
-        *_ordered_readers(subjects.EVENT_STREAM),
-    ]
-    for bucket in kv:
-        allow += _kv(bucket)
-    allow += _objects(subjects.MODELS_BUCKET)
-    # it serves analysis's chart images (any instance rendered them), and writes none
-    allow += [a for a in _objects(subjects.CHARTS_BUCKET, write=False) if a not in allow]
+def _inbox(user: str) -> Grant:
+    return Grant("its own inbox only", (f"{inbox_prefix(user)}.>",))
+
+
+# -- the compartments ------------------------------------------------------------------------
+
+
+def _gateway() -> Compartment:
     return Compartment(
-        name=GATEWAY,
-        description=gateway.__doc__ or "",
-        publish_allow=tuple(allow),
+        user=GATEWAY,
+        about=(
+            "The gateway (web, Slack, headless API): creates the streams, publishes intents and "
+            "conversation events, reads the event bus, keeps conversation state, cursors, Slack "
+            "sets and hand-offs (KV) and NLU models (object store), calls the services' "
+            "request/reply doors (resolve_actor, the headless API). It never takes intents."
+        ),
+        publish=(
+            Grant("intents, for every service", (f"{subjects.INTENT_PREFIX}.>",)),
+            Grant("its conversation events", _events(*GATEWAY_EVENTS)),
+            Grant("the services' request/reply doors", (f"{subjects.SERVICE_PREFIX}.>",)),
+            _streams_info(),
+            Grant(
+                "it creates the streams (the only one that does)",
+                (
+                    f"{_JS}.STREAM.CREATE.{subjects.INTENT_STREAM}",
+                    f"{_JS}.STREAM.CREATE.{subjects.EVENT_STREAM}",
+                    f"{_JS}.STREAM.CREATE.{subjects.DEAD_STREAM}",
+                ),
+            ),
+            Grant(
+                "intents nobody answered: read, dead-lettered, answered and removed",
+                (
+                    f"{_JS}.STREAM.MSG.GET.{subjects.INTENT_STREAM}",
+                    f"{_JS}.STREAM.MSG.DELETE.{subjects.INTENT_STREAM}",
+                    f"{subjects.DEAD_PREFIX}.>",
+                    *_events("intent.failed"),
+                ),
+            ),
+            _read_events(),
+            Grant(
+                "durable readers of the event bus, and single events by sequence",
+                (
+                    f"{_JS}.STREAM.MSG.GET.{subjects.EVENT_STREAM}",
+                    f"{_JS}.CONSUMER.DURABLE.CREATE.{subjects.EVENT_STREAM}.>",
+                    f"{_JS}.CONSUMER.MSG.NEXT.{subjects.EVENT_STREAM}.>",
+                    f"$JS.ACK.{subjects.EVENT_STREAM}.>",
+                ),
+            ),
+            *(_kv(bucket) for bucket in GATEWAY_KV),
+            *(_objects(bucket) for bucket in GATEWAY_OBJECTS),
+            _stream_lookup(),
+        ),
         publish_deny=(
-            f"{_API}.CONSUMER.MSG.NEXT.{subjects.INTENT_STREAM}.>",
+            f"{_JS}.CONSUMER.MSG.NEXT.{subjects.INTENT_STREAM}.>",
             f"$JS.ACK.{subjects.INTENT_STREAM}.>",
         ),
-        subscribe_allow=(f"{inbox_prefix(GATEWAY)}.>", MAX_DELIVERIES_ADVISORY),
-    )
-
-
-def service(name: str) -> Compartment:
-    """A backend service: its own intents, its own event types, its own doors."""
-    consumer = subjects.service_consumer(name)
-    intents = subjects.INTENT_STREAM
-    allow = [
-        *_events(EVERY_SERVICE_EVENTS),
-        *_events(SERVICE_EVENTS.get(name, ())),
-        f"{subjects.EVENT_PREFIX}.system.{name}.service.>",
-        f"{subjects.DEAD_PREFIX}.{name}.>",
-        *(f"{_API}.STREAM.INFO.{s}" for s in _STREAMS),
-        # its own durable intents consumer (created with its own filter), and nobody else's
-        f"{_API}.CONSUMER.INFO.{intents}.{consumer}",
-        f"{_API}.CONSUMER.CREATE.{intents}.{consumer}.{subjects.service_intents_filter(name)}",
-        f"{_API}.CONSUMER.MSG.NEXT.{intents}.{consumer}",
-        f"$JS.ACK.{intents}.{consumer}.>",
-        *_ordered_readers(subjects.EVENT_STREAM),
-        *(_door(call) for call in SERVICE_CALLS.get(name, ())),
-        *(f"$SRV.{verb}" for verb in SRV_ASKERS.get(name, ())),
-        f"$SRV.PING.{name}",
-    ]
-    if name == "analysis":
-        allow += _objects(subjects.CHARTS_BUCKET)
-    return Compartment(
-        name=name,
-        description=SERVICE_DESCRIPTIONS.get(name, f"The {name} service."),
-        publish_allow=tuple(allow),
-        publish_deny=(subjects.ALL_INTENTS, *(_door(call) for call in INTERNAL_ACTIONS)),
-        subscribe_allow=(
-            f"{inbox_prefix(name)}.>",
-            f"fd.svc.{name}.>",
-            *_srv_answers(name),
+        subscribe=(
+            _inbox(GATEWAY),
+            Grant(
+                "JetStream's advisory when an intent ran out of deliveries",
+                (f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{subjects.INTENT_STREAM}.*",),
+            ),
         ),
     )
 
 
-SERVICE_DESCRIPTIONS: Final[Mapping[str, str]] = {
-    "management": "management: tickets, people and roles; asks $SRV.STATS who is up.",
-    "marketing": "marketing: campaigns, leads and segments.",
-    "analysis": "analysis: replays the event bus, keeps its chart PNGs (object store fd_charts).",
-    "generative": "generative: reads a ticket through management's ticket_get door, nothing more.",
+_SERVICE_ABOUT: Final[Mapping[str, str]] = {
+    "management": (
+        "management: tickets, people, roles; follows service.* and intent.failed on the event "
+        "bus and asks $SRV.STATS for services_status."
+    ),
+    "marketing": "marketing: campaigns, leads, segments. It does not read the event bus.",
+    "analysis": "analysis: replays the event bus, stores chart PNGs (object store fd_charts).",
+    "generative": (
+        "generative: reads conversations on the event bus, and tickets through management's "
+        "ticket_get door only."
+    ),
 }
 
 
-def cli() -> Compartment:
-    """The operator's tools: ``frontdoor doctor`` (JetStream, streams, ``$SRV.PING``), ``nlu
-    publish`` (NLU models), ``dead list|replay`` (dead letters, intents)."""
-    allow = [
-        subjects.ALL_INTENTS,
-        f"{_API}.INFO",
-        *(f"{_API}.STREAM.INFO.{s}" for s in _STREAMS),
-        f"{_API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}",
-        f"{_API}.STREAM.MSG.DELETE.{subjects.DEAD_STREAM}",
-        *_ordered_readers(subjects.EVENT_STREAM),
-        *_objects(subjects.MODELS_BUCKET),
-        *_kv(subjects.MODELS_POINTER_BUCKET),
-        *(f"$SRV.{verb}" for verb in SRV_VERBS),
-        *(f"$SRV.{verb}.*" for verb in SRV_VERBS),
+def _service(name: str) -> Compartment:
+    publish = [
+        Grant(
+            "the events it owns, and its own lifecycle",
+            (*_events(*COMMON_SERVICE_EVENTS, *SERVICE_EVENTS[name]), _lifecycle(name)),
+        ),
+        Grant(
+            "dead letters of its own intents (given up on after the last delivery)",
+            (f"{subjects.DEAD_PREFIX}.{name}.>",),
+        ),
+        _streams_info(),
+        _intent_consumer(name),
     ]
+    if name in SERVICES_READING_EVENTS:
+        publish.append(_read_events())
+    if name == "management":
+        publish.append(
+            Grant(
+                "$SRV discovery (services_status; another instance before using SQLite)",
+                ("$SRV.STATS", "$SRV.PING.management"),
+            )
+        )
+    if name == "analysis":
+        publish.extend((_objects(subjects.CHARTS_BUCKET), _stream_lookup()))
+    if calls := SERVICE_CALLS.get(name):
+        publish.append(
+            Grant(
+                "the request/reply doors of other services it needs",
+                tuple(f"{subjects.SERVICE_PREFIX}.{door}" for door in calls),
+            )
+        )
     return Compartment(
-        name=CLI,
-        description=cli.__doc__ or "",
-        publish_allow=tuple(allow),
-        publish_deny=(),
-        subscribe_allow=(f"{inbox_prefix(CLI)}.>",),
+        user=name,
+        about=_SERVICE_ABOUT[name],
+        publish=tuple(publish),
+        subscribe=(_inbox(name), _doors(name)),
+        allow_responses=True,
     )
 
 
-def compartments(services: Iterable[str] | None = None) -> dict[str, Compartment]:
-    """Every component's compartment, by name (``services``: ``SERVICE_EVENTS`` by default)."""
-    names = list(services if services is not None else sorted(SERVICE_EVENTS))
-    return {
-        GATEWAY: gateway(),
-        **{name: service(name) for name in names},
-        CLI: cli(),
-    }
+def _cli() -> Compartment:
+    return Compartment(
+        user=CLI,
+        about=(
+            "cli: the operator's commands (frontdoor doctor, nlu publish, bench bus): JetStream "
+            "and stream info, $SRV discovery, NLU models, intents; `bench bus` runs the "
+            f"'{BENCH_SERVICE}' service on channel system. It never creates the streams."
+        ),
+        publish=(
+            _streams_info(),
+            Grant("$SRV discovery", (*(f"$SRV.{v}" for v in _SRV_VERBS), "$SRV.*.>")),
+            Grant("intents, for every service", (f"{subjects.INTENT_PREFIX}.>",)),
+            _read_events(),
+            _kv(subjects.MODELS_POINTER_BUCKET),
+            _objects(subjects.MODELS_BUCKET),
+            _stream_lookup(),
+            Grant(
+                "dead letters: `frontdoor dead list` reads them, `replay` removes them",
+                (
+                    f"{_JS}.STREAM.MSG.GET.{subjects.DEAD_STREAM}",
+                    f"{_JS}.STREAM.MSG.DELETE.{subjects.DEAD_STREAM}",
+                ),
+            ),
+            Grant(
+                f"the '{BENCH_SERVICE}' service of `frontdoor bench bus`",
+                (
+                    f"{subjects.EVENT_PREFIX}.system.*.{BENCH_EVENTS}",
+                    f"{subjects.EVENT_PREFIX}.system.*.reply",
+                    _lifecycle(BENCH_SERVICE),
+                    *_intent_consumer(BENCH_SERVICE).subjects,
+                ),
+            ),
+        ),
+        subscribe=(_inbox(CLI), _doors(BENCH_SERVICE)),
+        allow_responses=True,
+    )
 
 
-# -- rendering ------------------------------------------------------------------------------------
+def compartments() -> list[Compartment]:
+    """Every component's compartment, in ``COMPONENTS`` order."""
+    return [_gateway(), *(_service(name) for name in SERVICES), _cli()]
 
 
-def env_password(component: str) -> str:
-    """The deploy config's password: a reference to ``FD_NATS_<COMPONENT>_PASSWORD``."""
-    return f"${password_env(component)}"
+def compartment(user: str) -> Compartment:
+    """The compartment of ``user`` (KeyError when there is none)."""
+    for found in compartments():
+        if found.user == user:
+            return found
+    raise KeyError(f"no NATS compartment {user!r}; known: {', '.join(COMPONENTS)}")
 
 
-def literal_password(passwords: Mapping[str, str]) -> Callable[[str], str]:
-    """Passwords written into the config (the embedded server's private config file)."""
-
-    def password(component: str) -> str:
-        value = passwords[component]
-        if not value or any(ch in value for ch in "\"\\\n'"):
-            raise ValueError(f"unusable password for {component}")
-        return f'"{value}"'
-
-    return password
+# -- rendering ---------------------------------------------------------------------------------
 
 
-def _quoted(items: Iterable[str]) -> str:
-    return ", ".join(f'"{item}"' for item in items)
+def _quoted(value: str) -> str:
+    return json.dumps(value)
 
 
-def _wrapped(items: tuple[str, ...], indent: str) -> str:
-    """``items`` as a bracketed list, one subject per line."""
-    if not items:
-        return "[]"
-    lines = [f"{indent}  {_quoted([item])}," for item in items]
-    return "[\n" + "\n".join(lines) + f"\n{indent}]"
-
-
-def _comment(text: str, indent: str) -> str:
-    words = " ".join(text.split()).split(" ")
+def _wrap(text: str, indent: str, width: int = 96) -> list[str]:
     lines: list[str] = []
     line = ""
-    for word in words:
-        if len(indent) + len(line) + len(word) + 3 > 100 and line:
-            lines.append(line)
+    for word in text.split():
+        if line and len(indent) + 2 + len(line) + 1 + len(word) > width:
+            lines.append(f"{indent}# {line}")
             line = word
         else:
             line = f"{line} {word}".strip()
     if line:
-        lines.append(line)
-    return "\n".join(f"{indent}# {one}" for one in lines)
+        lines.append(f"{indent}# {line}")
+    return lines
 
 
-def render_user(compartment: Compartment, password: str, indent: str = "      ") -> str:
-    """One entry of the account's ``users`` list."""
-    inner = indent + "  "
-    perms = inner + "  "
-    items = perms + "  "
-    publish = f"{perms}publish: {{\n{items}allow: {_wrapped(compartment.publish_allow, items)}"
-    if compartment.publish_deny:
-        publish += f"\n{items}deny: {_wrapped(compartment.publish_deny, items)}"
-    publish += f"\n{perms}}}"
-    subscribe = (
-        f"{perms}subscribe: {{ allow: {_wrapped(compartment.subscribe_allow, perms + '  ')} }}"
-    )
-    responses = f"{perms}allow_responses: {'true' if compartment.allow_responses else 'false'}"
-    return "\n".join(
-        [
-            _comment(compartment.description, indent),
-            f"{indent}{{",
-            f"{inner}user: {compartment.name}",
-            f"{inner}password: {password}",
-            f"{inner}permissions: {{",
-            publish,
-            subscribe,
-            responses,
-            f"{inner}}}",
-            f"{indent}}}",
-        ]
-    )
+def _subject_list(grants: tuple[Grant, ...], indent: str) -> list[str]:
+    out: list[str] = []
+    for grant in grants:
+        out.append(f"{indent}# {grant.why}")
+        out.extend(f"{indent}{_quoted(s)}," for s in grant.subjects)
+    return out
+
+
+def _render_user(c: Compartment, password: str, indent: str) -> list[str]:
+    i1, i2, i3, i4 = (indent + "  " * n for n in (1, 2, 3, 4))
+    out = [*_wrap(c.about, indent), f"{indent}{{"]
+    out += [f"{i1}user: {c.user}", f"{i1}password: {password}", f"{i1}permissions: {{"]
+    out += [f"{i2}publish: {{", f"{i3}allow: ["]
+    out += _subject_list(c.publish, i4)
+    out.append(f"{i3}]")
+    if c.publish_deny:
+        out.append(f"{i3}deny: [{', '.join(_quoted(s) for s in c.publish_deny)}]")
+    out += [f"{i2}}}", f"{i2}subscribe: {{", f"{i3}allow: ["]
+    out += _subject_list(c.subscribe, i4)
+    out += [f"{i3}]", f"{i2}}}"]
+    if c.allow_responses:
+        out.append(f"{i2}allow_responses: true")
+    out += [f"{i1}}}", f"{indent}}}"]
+    return out
 
 
 def render_accounts(
-    password: Callable[[str], str],
-    *,
-    services: Iterable[str] | None = None,
-    system_user: bool = False,
+    passwords: Mapping[str, str] | None = None, *, system_user: bool = False
 ) -> str:
-    """The ``accounts`` block: account ``FRONTDOOR`` with JetStream and one user per component
-    (``password(component)`` gives each one's password as it appears in the config); with
-    ``system_user`` also the ``SYS`` account with the user ``sys`` (monitoring)."""
-    users = "\n".join(render_user(c, password(c.name)) for c in compartments(services).values())
-    block = [
-        "accounts {",
-        f"  {ACCOUNT} {{",
-        "    jetstream: enabled",
-        "    users: [",
-        users,
-        "    ]",
-        "  }",
-    ]
+    """The ``accounts`` block: the ``FRONTDOOR`` account with one user per compartment.
+
+    ``passwords`` maps user -> password (the embedded server); without it each password is the
+    environment reference ``$FD_NATS_<USER>_PASSWORD`` (the deploy config). ``system_user`` adds
+    the ``SYS`` account with the user ``sys`` (monitoring), password from the environment.
+    """
+    out = ["accounts {", "  FRONTDOOR {", "    jetstream: enabled", "    users: ["]
+    for c in compartments():
+        if passwords is None:
+            password = f"${password_variable(c.user)}"
+        else:
+            password = _quoted(passwords[c.user])
+        out += _render_user(c, password, "      ")
+    out += ["    ]", "  }"]
     if system_user:
-        block.append(f"  SYS {{ users: [{{ user: sys, password: {password('sys')} }}] }}")
-    block.append("}")
-    if system_user:
-        block.append("system_account: SYS")
-    return "\n".join(block) + "\n"
+        out.append(f"  SYS {{ users: [{{ user: sys, password: ${password_variable('sys')} }}] }}")
+    out.append("}")
+    return "\n".join(out) + "\n"
 
 
-REGENERATE: Final = "frontdoor nats config > deploy/nats/nats-server.conf"
-
-
-def render_deploy_config(services: Iterable[str] | None = None) -> str:
-    """The whole ``deploy/nats/nats-server.conf`` (passwords from the nats-server's environment)."""
-    header = f"""\
+DEPLOY_HEADER: Final = """\
 # NATS for Frontdoor: JetStream on, one account, one user per component with least privilege.
-# GENERATED from events/compartments.py; do not edit. Regenerate with:
-#   {REGENERATE}
-# Passwords come from the environment of the nats-server (FD_NATS_<COMPONENT>_PASSWORD).
+# GENERATED from events/compartments.py: do not edit. Regenerate with
+#     frontdoor nats config > deploy/nats/nats-server.conf
+# (tests/test_deploy_nats_permissions.py fails when this file and the rendering differ, and runs
+# it on a real nats-server to prove what each user may and may not do).
+# Passwords come from the environment of the nats container (FD_NATS_<USER>_PASSWORD).
 # Check the syntax with:  nats-server -t -c deploy/nats/nats-server.conf
-# tests/test_deploy_nats_permissions.py runs this file on a real nats-server.
-
-port: 4222
-http_port: 8222
-server_name: frontdoor-nats
-
-jetstream {{
-  store_dir: /data/jetstream
-  max_file_store: 10GB
-}}
-
 """
-    return header + render_accounts(env_password, services=services, system_user=True)
+
+
+def render_deploy_config() -> str:
+    """``deploy/nats/nats-server.conf``: passwords from the environment, a ``SYS`` account."""
+    return (
+        DEPLOY_HEADER
+        + "\nport: 4222\nhttp_port: 8222\nserver_name: frontdoor-nats\n\n"
+        + "jetstream {\n  store_dir: /data/jetstream\n  max_file_store: 10GB\n}\n\n"
+        + render_accounts(system_user=True)
+        + "system_account: SYS\n"
+    )
+
+
+def render_embedded_config(
+    *, host: str, port: int, store_dir: str, log_file: str, passwords: Mapping[str, str]
+) -> str:
+    """The configuration of ``frontdoor up``'s embedded server (generated passwords)."""
+    return (
+        "# Written by `frontdoor up` from events/compartments.py (rewritten at every start).\n"
+        f"listen: {_quoted(f'{host}:{port}')}\n"
+        "server_name: frontdoor-embedded\n"
+        f"log_file: {_quoted(log_file)}\n"
+        f"jetstream {{\n  store_dir: {_quoted(store_dir)}\n}}\n\n" + render_accounts(passwords)
+    )

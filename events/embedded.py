@@ -2,8 +2,11 @@
 
 Used when no ``NATS_URL`` is configured: start it on a free port with its JetStream store in a
 data directory, wait until it accepts connections, stop it cleanly (SIGTERM, then SIGKILL).
-Without a config file it admits anyone (tests, benchmarks); ``frontdoor up`` gives it the
-compartments of ``events.local_auth`` so every client needs a credential.
+
+With ``credentials`` (what ``frontdoor up`` always uses) it runs with authentication: the
+configuration ``<data_dir>/nats-server.conf`` (mode 0600, rewritten at every start) has one user
+per component with the permissions of ``events.compartments`` and the generated passwords, and
+a client without a valid user and password is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+from events.compartments import render_embedded_config
+from events.credentials import NatsCredentials, write_private
 from events.errors import EmbeddedServerError
 
 
@@ -73,17 +78,26 @@ class EmbeddedNats:
         port: int | None = None,
         binary: str | None = None,
         log_file: Path | None = None,
-        config_file: Path | None = None,
+        credentials: NatsCredentials | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        #: a server config (``-c``), e.g. the accounts and users of ``events.local_auth``;
-        #: the listen address, port and store given here take precedence over it
-        self.config_file = config_file
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or find_nats_server()
         self.log_file = log_file or self.data_dir / "nats-server.log"
+        self.credentials = credentials
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_file(self) -> Path:
+        """Where the configuration of an authenticated server is written."""
+        return self.data_dir / "nats-server.conf"
+
+    def url_for(self, user: str) -> str:
+        """The URL with ``user``'s credentials (the plain URL without authentication)."""
+        if self.credentials is None:
+            return self.url
+        return self.credentials.url(self.url, user)
 
     @property
     def url(self) -> str:
@@ -106,19 +120,31 @@ class EmbeddedNats:
             return self.url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store = self.data_dir / "jetstream"
-        args = [
-            self.binary,
-            *(["-c", str(self.config_file)] if self.config_file is not None else []),
-            "-js",
-            "-a",
-            self.host,
-            "-p",
-            str(self.port),
-            "-sd",
-            str(store),
-            "-l",
-            str(self.log_file),
-        ]
+        if self.credentials is not None:
+            write_private(
+                self.config_file,
+                render_embedded_config(
+                    host=self.host,
+                    port=self.port,
+                    store_dir=str(store),
+                    log_file=str(self.log_file),
+                    passwords=self.credentials.passwords,
+                ),
+            )
+            args = [self.binary, "-c", str(self.config_file)]
+        else:
+            args = [
+                self.binary,
+                "-js",
+                "-a",
+                self.host,
+                "-p",
+                str(self.port),
+                "-sd",
+                str(store),
+                "-l",
+                str(self.log_file),
+            ]
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
             args,
             stdin=subprocess.DEVNULL,

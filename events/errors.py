@@ -31,6 +31,18 @@ class StreamConfigConflict(BusError):
         super().__init__(f"{name} exists with a different configuration ({detail})")
 
 
+class StreamsMissing(BusError):
+    """The JetStream streams do not exist, and this component may not create them."""
+
+    def __init__(self, streams: list[str]) -> None:
+        self.streams = streams
+        super().__init__(
+            f"the JetStream stream(s) {', '.join(streams)} do not exist. Services never create "
+            "them: the gateway does when it starts (`frontdoor serve gateway`, or `frontdoor "
+            "up`). Start the gateway first, or check that this NATS is the gateway's."
+        )
+
+
 class EmbeddedServerError(BusError):
     """The embedded nats-server could not be started."""
 

@@ -2,6 +2,11 @@
 
 A request handler gets the raw request bytes and headers and returns ``MicroResponse``; errors
 are sent with the micro protocol's ``Nats-Service-Error``/``-Code`` headers.
+
+An endpoint runs its handler only for a real request: a message published on the endpoint's own
+subject with an inbox to answer to. A JetStream push consumer can deliver stored events to any
+subject, even one its creator may not publish to; such a delivery keeps the stored subject
+(``fd.event...``) and carries a ``$JS.ACK`` reply, so it is dropped here, never handled.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
+from events import subjects
 from events.bus import Bus
 from events.claims import ClaimIssuer
 from events.envelope import Actor
 from events.payloads import Reply
 
-MICRO_SUBJECT_PREFIX = "fd.svc"
+MICRO_SUBJECT_PREFIX = subjects.SERVICE_PREFIX
 
 log = logging.getLogger("frontdoor.micro")
 
@@ -90,14 +96,11 @@ async def start_micro_service(
 
     def wrap(handler: MicroHandler, subject: str) -> Callable[[Request], Awaitable[None]]:
         async def serve(request: Request) -> None:
-            if request.subject != subject:
-                # Delivered by a JetStream push consumer someone pointed at this door (NATS does
-                # not check a consumer's deliver subject against its creator's permissions):
-                # it carries the stream's subject, never ours. Not a request: ignore it.
+            if not is_request(request, subject):
                 log.warning(
-                    "ignored a message on %s that was not sent to it (%s)",
+                    "dropped a message on %s that is not a request (subject %s)",
                     subject,
-                    request.subject[:128],
+                    request.subject,
                 )
                 return
             try:
@@ -115,16 +118,23 @@ async def start_micro_service(
         return serve
 
     for endpoint in endpoints:
-        subject = micro_subject(name, endpoint.name)
         await service.add_endpoint(
             EndpointConfig(
                 name=endpoint.name,
-                subject=subject,
-                handler=wrap(endpoint.handler, subject),
+                subject=micro_subject(name, endpoint.name),
+                handler=wrap(endpoint.handler, micro_subject(name, endpoint.name)),
                 metadata=endpoint.metadata or None,
             )
         )
     return MicroService(service)
+
+
+def is_request(request: Request, subject: str) -> bool:
+    """True for a request sent to ``subject`` with an inbox to answer to (not, e.g., a stored
+    event that a JetStream consumer delivered to the endpoint)."""
+    msg = getattr(request, "_msg", None)
+    reply = str(getattr(msg, "reply", "") or "")
+    return request.subject == subject and reply.startswith("_INBOX.")
 
 
 async def discover(bus: Bus, verb: str = "PING", service: str | None = None) -> list[dict]:

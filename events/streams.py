@@ -208,12 +208,12 @@ def service_consumer_config(service: str, limits: BusLimits) -> ConsumerConfig:
     mid-message gets it redelivered after ``ack_wait`` (the runtime keeps long handlers alive
     with in-progress acks).
     """
-    name = subjects.service_consumer(service)
+    # ``name`` as well as ``durable_name``: nats-py then creates it on
+    # ``$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>``, a subject that names the filter, so
+    # NATS permissions can let a service create only its own consumer with its own filter.
     return ConsumerConfig(
-        # ``name`` too: created on ``$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>``, the
-        # only form a service's NATS user may use, so it cannot give its consumer another filter
-        name=name,
-        durable_name=name,
+        name=subjects.service_consumer(service),
+        durable_name=subjects.service_consumer(service),
         description=f"Intents for the {service} service",
         filter_subject=subjects.service_intents_filter(service),
         ack_policy=AckPolicy.EXPLICIT,
@@ -347,6 +347,18 @@ async def check_bucket_stream(js: JetStreamContext, stream: str, wanted: object)
     differences = _diff(info.config, wanted, _BUCKET_FIELDS)
     if differences:
         raise StreamConfigConflict(f"bucket stream {stream}", differences)
+
+
+async def missing_streams(js: JetStreamContext) -> list[str]:
+    """The names of Frontdoor's streams that do not exist (``[]`` when both do)."""
+    missing: list[str] = []
+    for config in stream_configs(BusLimits()):
+        assert config.name is not None
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            missing.append(config.name)
+    return missing
 
 
 async def describe_streams(

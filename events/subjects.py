@@ -4,6 +4,7 @@ Subjects:
 - ``fd.intent.<service>.<action>``                 -> stream ``FD_INTENTS`` (work queue)
 - ``fd.event.<channel>.<conversation>.<type...>``  -> stream ``FD_EVENTS`` (the ordered bus)
 - ``fd.dead.<service>.<action>``                   -> stream ``FD_DEAD`` (intents given up on)
+- ``fd.svc.<service>.<action>``                    request/reply (NATS micro services)
 
 Putting the conversation before the (variable-depth) type lets one filter select a type for all
 conversations (``fd.event.*.*.reply``) or everything of one conversation
@@ -22,6 +23,8 @@ DEAD_STREAM: Final = "FD_DEAD"
 INTENT_PREFIX: Final = "fd.intent"
 EVENT_PREFIX: Final = "fd.event"
 DEAD_PREFIX: Final = "fd.dead"
+#: Request/reply doors of the services: ``fd.svc.<service>.<action>`` (NATS micro services).
+SERVICE_PREFIX: Final = "fd.svc"
 
 #: Dialogue state per conversation (any front-door replica can continue any conversation).
 CONVERSATIONS_BUCKET: Final = "fd_conversations"

@@ -111,6 +111,8 @@ class PublishAcks:
             self._prefix = f"{inbox}."
 
     async def _on_ack(self, msg: Msg) -> None:
+        if not msg.subject.startswith(self._prefix):
+            return  # not an ack (e.g. a JetStream consumer delivering to this inbox)
         future = self._waiting.get(msg.subject[self._cut :])
         if future is None or future.done():
             return

@@ -34,13 +34,15 @@ from backend_services.runtime import HandlerContext, Service, ServiceRunner
 from events import subjects
 from events.bus import Bus
 from events.claims import ClaimIssuer, ClaimVerifier, KeyRing, SigningKey
+from events.compartments import BENCH_SERVICE
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
 from frontdoor.settings import redact_url
 
 T = TypeVar("T")
 
-BENCH_SERVICE = "benchecho"
+# The benchmark's service, events and replies stay on channel ``system`` (no user sees them),
+# where the ``cli`` NATS user may run them (``events.compartments``).
 _ACTOR = Actor(id="user:bench", roles=("user",))
 #: The bench signs its intents' claims with a key of its own (its service trusts only it).
 _KEY = SigningKey.generate()
@@ -82,6 +84,7 @@ class LatencyResult:
 class BenchResult:
     """Everything ``frontdoor bench bus`` measured."""
 
+    #: where it ran, credentials redacted (the result is printed and saved)
     nats_url: str
     embedded: bool
     events: int
@@ -200,7 +203,7 @@ async def measure_latency(
     server_pid: int | None = None,
 ) -> LatencyResult:
     """Closed loop: ``in_flight`` clients, each sending its next intent when answered."""
-    conv = Conversation(channel="api", id=conv_id)
+    conv = Conversation(channel="system", id=conv_id)
     intent_type = subjects.intent_type(BENCH_SERVICE, "echo")
     samples: list[float] = []
     per_client = max(1, requests // in_flight)
@@ -275,7 +278,7 @@ async def run_bench(
     try:
         seconds, rate = await measure_publish(bus, events, window)
         result = BenchResult(
-            nats_url=redact_url(nats_url),  # printed and saved: never the password
+            nats_url=redact_url(nats_url),
             embedded=server is not None,
             events=events,
             window=window,
@@ -287,7 +290,9 @@ async def run_bench(
         conv_id = f"bench-{uuid.uuid4().hex[:8]}"
         waiter = ReplyWaiter(
             bus,
-            subjects.events_filter(channel="api", conversation_id=conv_id, envelope_type="reply"),
+            subjects.events_filter(
+                channel="system", conversation_id=conv_id, envelope_type="reply"
+            ),
             _arrival_time,
         )
         await waiter.start()

@@ -54,9 +54,6 @@ def register_commands() -> None:
     from frontdoor import cli_dead
 
     cli_dead.register(app)
-    from frontdoor import cli_nats
-
-    cli_nats.register(app)
     from frontdoor import bench_e2e, cli_test_conversations
 
     cli_test_conversations.register(app)
@@ -64,6 +61,9 @@ def register_commands() -> None:
     from frontdoor import cli_bench_management
 
     cli_bench_management.register(bench_app)
+    from frontdoor import cli_nats
+
+    cli_nats.register(app)
 
 
 def main() -> None:

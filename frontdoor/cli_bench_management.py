@@ -1,11 +1,9 @@
 """``frontdoor bench management``: CPU and latency of management's ticket path.
 
-Starts an embedded nats-server (with the compartments of ``frontdoor up``: management has its
-own NATS user, the bench plays the gateway) and ``frontdoor serve management`` (its own
-process, on a fresh SQLite file), then fires ``--concurrency`` concurrent clients, each (as a
-new web user) asking ``resolve_actor`` (micro request), opening a ticket and reading it back
-(intents answered on FD_EVENTS). Reports, per action, the management process's CPU per call
-and the latency.
+Starts an embedded nats-server and ``frontdoor serve management`` (its own process, on a fresh
+SQLite file), then fires ``--concurrency`` concurrent clients, each (as a new web user) asking
+``resolve_actor`` (micro request), opening a ticket and reading it back (intents answered on
+FD_EVENTS). Reports, per action, the management process's CPU per call and the latency.
 """
 
 from __future__ import annotations
@@ -28,14 +26,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from backend_services.registry import service_names
 from events import subjects
 from events.bus import Bus
 from events.claims import ClaimIssuer, KeyRing, SigningKey, system_actor
-from events.compartments import GATEWAY
-from events.embedded import free_port
+from events.embedded import EmbeddedNats, free_port
 from events.envelope import Actor, Conversation, Envelope
-from events.local_auth import secured_embedded
 from events.micro import ServiceClient
 from frontdoor.bench_bus import ReplyWaiter, _process_cpu_seconds
 from frontdoor.eventloop import run
@@ -168,13 +163,11 @@ async def run_bench(
         root = Path(tmp)
         public_keys = root / "claims-public.jwks.json"
         public_keys.write_text(json.dumps(KeyRing([_KEY.public]).to_jwks()))
-        # NATS with the compartments of `frontdoor up`: management connects as itself, the
-        # bench as the gateway it plays.
-        nats_server, credentials = secured_embedded(root / "nats", service_names())
-        url = await nats_server.start()
+        nats_server = EmbeddedNats(root / "nats")
+        await nats_server.start()
         env = {
             **os.environ,
-            "NATS_URL": credentials.url("management", url),
+            "NATS_URL": nats_server.url,
             "FRONTDOOR_DATA_DIR": str(root / "data"),
             "FRONTDOOR_MANAGEMENT_DATABASE_URL": database_url
             or f"sqlite+aiosqlite:///{root / 'mgmt.db'}",
@@ -193,9 +186,7 @@ async def run_bench(
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
         )
-        bus = await Bus.connect(
-            credentials.url(GATEWAY, url), name="bench-management", component=GATEWAY
-        )
+        bus = await Bus.connect(nats_server.url, name="bench-management")
         replies: Replies = ReplyWaiter(
             bus,
             subjects.events_filter(channel=CHANNEL, envelope_type="reply"),

@@ -32,11 +32,10 @@ def register(app: typer.Typer) -> None:
 
 async def _bus(nats_url: str | None, data_dir: Path | None) -> Any:
     from events.bus import Bus
-    from events.compartments import CLI
     from frontdoor.cli_up import attach_url
 
     url = attach_url(nats_url, data_dir)
-    return await Bus.connect(url, name="frontdoor-dead", ensure=False, component=CLI)
+    return await Bus.connect(url, name="frontdoor-dead")
 
 
 async def _list(nats_url: str | None, data_dir: Path | None, service: str | None) -> list[Any]:

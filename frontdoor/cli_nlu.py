@@ -242,9 +242,9 @@ def nlu_test(
 
 async def _connect(nats_url: str) -> Any:
     from events.bus import Bus
-    from events.compartments import CLI
 
-    return await Bus.connect(nats_url, name="frontdoor-nlu", ensure=False, component=CLI)
+    # The gateway creates the streams; publishing a model needs only the object store and KV.
+    return await Bus.connect(nats_url, ensure=False)
 
 
 @nlu_app.command("publish")
@@ -253,28 +253,26 @@ def nlu_publish(
     nats_url: str = typer.Option(None, "--nats-url", envvar="NATS_URL", help="NATS to publish to"),
     models_dir: Path = typer.Option(None, "--models-dir", help="publish to a models folder"),
     data_dir: Path = typer.Option(
-        None, "--data-dir", help="a running `frontdoor up`'s data dir [FRONTDOOR_DATA_DIR]"
+        Path(".frontdoor"),
+        "--data-dir",
+        envvar="FRONTDOOR_DATA_DIR",
+        help="Without a NATS URL: the data dir of a running `frontdoor up` (its NATS, as `cli`)",
     ),
 ) -> None:
-    """Publish a model and make it current: to NATS (object store + KV) or a models folder.
-
-    Without --nats-url/NATS_URL it publishes to the embedded NATS of a running `frontdoor up`
-    (its data dir), as the operator's `cli` user."""
-    from frontdoor.cli_up import attach_url
-    from frontdoor.settings import FrontdoorSettings
-    from frontdoor.wiring import NATS_URL_FILE
+    """Publish a model and make it current: to NATS (object store + KV) or a models folder."""
+    from frontdoor.local_nats import attach_url
     from skills.nlu.lifecycle.registry import DirectoryRegistry, NatsRegistry
 
     async def run() -> str:
         if models_dir is not None:
             return await DirectoryRegistry(models_dir).publish(model)
-        where = data_dir if data_dir is not None else FrontdoorSettings().data_dir
-        if not nats_url and not (where / NATS_URL_FILE).is_file():
+        url = nats_url or attach_url(data_dir)
+        if not url:
             raise NLUError(
-                "give --nats-url (or NATS_URL) or --models-dir, or run it with the data dir of "
-                "a running `frontdoor up` (--data-dir)"
+                "give --nats-url (or NATS_URL) or --models-dir, or run it next to a running "
+                f"`frontdoor up` (none runs with data dir {data_dir})"
             )
-        bus = await _connect(attach_url(nats_url, where))
+        bus = await _connect(url)
         try:
             return await NatsRegistry(bus, Path(".frontdoor/model-cache")).publish(model)
         finally:

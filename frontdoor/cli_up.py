@@ -95,32 +95,25 @@ def register(app: typer.Typer) -> None:
 
 
 def attach_url(nats_url: str | None, data_dir: Path | None) -> str:
-    """The NATS a command works on: ``--nats-url``/``NATS_URL`` as given, else the embedded
-    server of a running ``frontdoor up`` (its data dir's URL file) with the operator's ``cli``
-    credential from that data dir; exits 2 with the reason otherwise. A secret: never log it."""
-    from events.compartments import CLI
-    from events.errors import FrontdoorError
-    from events.local_auth import LocalCredentials
-    from frontdoor.wiring import NATS_SUBDIR, NATS_URL_FILE
+    """The NATS a command works on: ``--nats-url``/``NATS_URL``, else the embedded server of a
+    running ``frontdoor up`` (as the ``cli`` NATS user, with its credential from the data dir);
+    exits 2 with the reason otherwise."""
+    from frontdoor.local_nats import NATS_URL_FILE
+    from frontdoor.local_nats import attach_url as local_url
 
     settings = _settings(nats_url=nats_url, data_dir=data_dir)
     url = settings.nats()
-    if url is not None:
-        return url
     url_file = settings.data_dir / NATS_URL_FILE
-    if not url_file.is_file():
+    if url is None:
+        url = local_url(settings.data_dir)
+        if url is not None:
+            Console(stderr=True).print(
+                f"using the embedded nats-server of `frontdoor up` ({url_file})"
+            )
+    if url is None:
         Console(stderr=True).print(
             "[red]FAIL[/red] nats: NATS_URL is not set, --nats-url not given, and no "
             f"`frontdoor up` runs with data dir {settings.data_dir} (no {url_file})."
         )
         raise typer.Exit(2)
-    server = url_file.read_text().strip()
-    try:
-        credentials = LocalCredentials.load(settings.data_dir / NATS_SUBDIR, CLI)
-    except FrontdoorError as exc:
-        Console(stderr=True).print(f"[red]FAIL[/red] nats: {exc}")
-        raise typer.Exit(2) from None
-    Console(stderr=True).print(
-        f"using the embedded nats-server of `frontdoor up` ({url_file}) as {CLI}"
-    )
-    return credentials.url(CLI, server)
+    return url

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from backend_services import registry
 from events.bus import Bus
-from events.compartments import CLI
 from events.errors import BusError
 from events.micro import discover
 from events.streams import BusLimits, describe_streams
@@ -38,14 +37,10 @@ class DoctorReport:
 
 
 async def run_doctor(url: str, *, shown_url: str, timeout: float = 5.0) -> DoctorReport:
-    """Check ``url``: reachability, JetStream, streams, which registered services answer.
-
-    Connects as the operator's ``cli`` component (its inbox prefix); creates nothing."""
+    """Check ``url``: reachability, JetStream, streams, which registered services answer."""
     report = DoctorReport()
     try:
-        bus = await Bus.connect(
-            url, name="frontdoor-doctor", ensure=False, connect_timeout=timeout, component=CLI
-        )
+        bus = await Bus.connect(url, name="frontdoor-doctor", ensure=False, connect_timeout=timeout)
     except BusError as exc:
         report.add("nats", False, str(exc))
         return report

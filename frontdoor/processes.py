@@ -3,13 +3,15 @@
 In one process every service shares the gateway's event loop and Python's one core (the GIL).
 With ``--split`` ``up`` keeps the embedded nats-server and the gateway, and runs each service as
 ``frontdoor serve <service>`` in a child process on a free local port (the production shape,
-see ``docs/spine.md``), so a machine's cores are all used. Each child connects to NATS with its
-own service's credential (never the gateway's) and inherits none of the gateway's secrets. A
-child that dies is started again with back-off; the children stop before the nats-server does,
-and die with ``up`` even if it is killed (Linux parent-death signal).
+see ``docs/spine.md``), so a machine's cores are all used. A child that dies is started again
+with back-off; the children stop before the nats-server does, and die with ``up`` even if it
+is killed (Linux parent-death signal).
 
-The gateway forwards ``/services/<name>/...`` (the services' HTTP doors and e.g. analysis's
-chart images) to the child, so URLs are the same in both shapes.
+Each child connects as its own service's NATS user (never the gateway's): on the embedded server
+with the credential ``up`` generated for that service.
+
+The services' HTTP doors and analysis's chart images are the gateway's in both shapes (doors are
+forwarded as signed NATS requests, charts read from the object store), so URLs are the same.
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ import ctypes
 import os
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import structlog
-from fastapi import APIRouter, Request, Response
 
+from events.credentials import has_credentials
 from events.embedded import free_port
 
 log = structlog.get_logger("frontdoor.processes")
@@ -40,17 +41,6 @@ STOP_TIMEOUT = 10.0
 RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 #: A child that ran this long before it died starts again without waiting.
 STABLE_AFTER = 60.0
-_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host"}
-#: Settings of the gateway a service process must not inherit (its NATS user is its own).
-_GATEWAY_ONLY = frozenset(
-    {
-        "NATS_URL",
-        "FRONTDOOR_NATS_URL",
-        "FRONTDOOR_CLAIMS_SIGNING_KEY",
-        "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE",
-        "FRONTDOOR_SESSION_SECRET",
-    }
-)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -67,15 +57,24 @@ class _Child:
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+def _child_env(nats_url: str) -> dict[str, str]:
+    """A child's environment: ours, with its own ``NATS_URL``. ``up`` may run against a NATS
+    without authentication (its ``NATS_URL`` without credentials): its children may too."""
+    env = {**os.environ, "NATS_URL": nats_url}
+    env.pop("FRONTDOOR_NATS_URL", None)
+    if not has_credentials(nats_url):
+        env["FRONTDOOR_NATS_ALLOW_ANONYMOUS"] = "1"
+    return env
+
+
 class ServiceProcesses:
     """Starts, watches and stops one ``frontdoor serve <service>`` child per service."""
 
-    def __init__(self, names: list[str], nats_url: Callable[[str], str]) -> None:
-        """``nats_url(name)``: where service ``name`` connects, with its own credential."""
-        self.children = {name: _Child(name, free_port()) for name in names}
-        self._nats_url = nats_url
-        # What only the gateway holds stays out of the services' environment.
-        self._env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_ONLY}
+    def __init__(self, nats_urls: dict[str, str]) -> None:
+        """``nats_urls``: service name -> the NATS URL its child connects with (its own user's
+        credential on the embedded server; secret)."""
+        self.children = {name: _Child(name, free_port()) for name in nats_urls}
+        self._env = {name: _child_env(url) for name, url in nats_urls.items()}
         self._stopping = False
         #: the gateway's client for forwarding ``/services/...`` (closed by ``stop``)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
@@ -131,7 +130,7 @@ class ServiceProcesses:
             "127.0.0.1",
             "--port",
             str(child.port),
-            env={**self._env, "NATS_URL": self._nats_url(child.name)},
+            env=self._env[child.name],
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         log.info("service process started", service=child.name, pid=child.process.pid)
@@ -202,40 +201,3 @@ class ServiceProcesses:
                 await process.wait()
         await self.http.aclose()
         log.info("service processes stopped")
-
-
-def forwarding_router(processes: ServiceProcesses) -> APIRouter:
-    """``/services/<name>/<path>`` forwarded to service ``name``'s child process."""
-    router = APIRouter()
-
-    @router.api_route(
-        "/services/{name}/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
-    async def forward(name: str, path: str, request: Request) -> Response:
-        port = processes.port_of(name)
-        if port is None:
-            return Response(status_code=404, content=f"no service {name!r}".encode())
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        try:
-            answer = await processes.http.request(
-                request.method,
-                f"http://127.0.0.1:{port}/services/{name}/{path}",
-                params=request.query_params,
-                headers=headers,
-                content=await request.body(),
-            )
-        except httpx.HTTPError:
-            return Response(status_code=503, content=f"service {name} is unavailable".encode())
-        return Response(
-            content=answer.content,
-            status_code=answer.status_code,
-            headers={
-                k: v
-                for k, v in answer.headers.items()
-                if k.lower() not in _HOP_HEADERS | {"content-length", "content-encoding"}
-            },
-        )
-
-    return router

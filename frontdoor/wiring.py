@@ -1,5 +1,9 @@
 """Composition: connect the bus (or start an embedded nats-server), start services, build the
 gateway app, serve it with uvicorn, and stop everything in reverse order on SIGINT/SIGTERM.
+
+Each component connects as its own NATS user (``events.compartments``): on the embedded server
+of ``frontdoor up`` with the credential generated for it in the data dir, so one process holds
+one NATS connection per component (the gateway's and one per service).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import structlog
 import uvicorn
@@ -29,11 +32,11 @@ from backend_services.runtime import ServiceRunner
 from bots.web.intents_api import intents_router
 from events.bus import Bus
 from events.claims import ClaimVerifier
-from events.compartments import GATEWAY
+from events.compartments import COMPONENTS, GATEWAY
+from events.credentials import NatsCredentials
 from events.dead import ExhaustedIntents
 from events.embedded import EmbeddedNats
-from events.errors import StartupRefused
-from events.local_auth import LocalCredentials, has_credentials, secured_embedded
+from events.errors import StartupRefused, StreamsMissing
 from events.memory import freeze_long_lived
 from frontdoor.keys import (
     PUBLIC_FILE,
@@ -44,17 +47,12 @@ from frontdoor.keys import (
     ensure_local_keys,
     keys_dir,
 )
-from frontdoor.settings import FrontdoorSettings, redact_url
+from frontdoor.local_nats import NATS_PID_FILE, NATS_URL_FILE, credentials_dir, server_dir
+from frontdoor.settings import FrontdoorSettings, nats_credentials_problem, redact_url
 
 log = structlog.get_logger("frontdoor.wiring")
 
 Closer = Callable[[], Awaitable[Any]]
-NATS_PID_FILE = "nats-server.pid"
-NATS_URL_FILE = "nats-server.url"
-#: The embedded server's folder in the data dir: store, config, credentials.
-NATS_SUBDIR = "nats"
-#: How long a service of ``up`` waits for the gateway to create the streams.
-STREAMS_WAIT = 60.0
 #: While NATS is unreachable, a turn answers 503 (Retry-After) after this long, not 30 s later.
 UNAVAILABLE_AFTER = 3.0
 #: Bound of each shutdown step (a service still answering, a bus that cannot flush).
@@ -67,47 +65,46 @@ class ConfigurationError(StartupRefused):
 
 @dataclass
 class Stack:
-    """Everything one process runs; ``aclose()`` stops it in reverse order."""
+    """Everything one process runs; ``aclose()`` stops it in reverse order.
+
+    ``bus`` is the connection of ``component`` (the gateway's in ``up``). ``connect(name)``
+    gives another component its own connection (its own NATS user on the embedded server,
+    ``NATS_URL`` as given otherwise); a stack without ``nats_url`` (tests) shares ``bus``.
+    """
 
     bus: Bus
     server: EmbeddedNats | None = None
     runners: list[ServiceRunner] = field(default_factory=list)
     closers: list[Closer] = field(default_factory=list)
     pid_file: Path | None = None
-    #: the server ``bus`` is connected to (no credentials in it for the embedded server);
-    #: empty: every component of this process shares ``bus`` (tests)
+    #: where the bus is connected, without the embedded server's credentials (a secret when
+    #: it is ``NATS_URL``, which may carry them)
     nats_url: str = ""
-    #: the component ``bus`` belongs to (its NATS user and inbox prefix)
     component: str = GATEWAY
-    #: the embedded server's credentials, one per component
-    credentials: LocalCredentials | None = None
-    #: the other components' own connections (one per service of this process)
+    #: the embedded server's generated credentials (``None`` with ``NATS_URL``)
+    credentials: NatsCredentials | None = None
+    #: other components' connections, closed after the runners
     buses: list[Bus] = field(default_factory=list)
+    streams_wait: float = 60.0
 
     def url_for(self, component: str) -> str:
-        """Where ``component`` connects: with its own credential on the embedded server, else
-        ``NATS_URL`` as given (a secret: never log it)."""
+        """The URL ``component`` connects with (secret: it may carry a password)."""
         if self.credentials is not None:
-            return self.credentials.url(component, self.nats_url)
+            return self.credentials.url(self.nats_url, component)
         return self.nats_url
 
-    async def bus_for(self, component: str) -> Bus:
-        """``component``'s own connection (its user, its inbox prefix; it creates no streams)."""
+    async def connect(self, component: str) -> Bus:
+        """A connection for ``component``: this stack's own bus for its own component."""
         if component == self.component or not self.nats_url:
             return self.bus
-        bus = await Bus.connect(
-            self.url_for(component),
-            name=f"frontdoor-{component}",
-            limits=self.bus.limits,
-            ensure=False,
-            component=component,
+        bus = await connect_component(
+            self.url_for(component), component, streams_wait=self.streams_wait
         )
         self.buses.append(bus)
         return bus
 
     async def aclose(self) -> None:
-        """Stop services, close the gateway's resources and the buses, stop the embedded
-        server."""
+        """Stop services, close the gateway's resources and the buses, stop the embedded server."""
         for runner in reversed(self.runners):
             try:
                 await asyncio.wait_for(runner.stop(), STOP_TIMEOUT)
@@ -118,7 +115,7 @@ class Stack:
         for closer in reversed(self.closers):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closer(), STOP_TIMEOUT)
-        for bus in [*reversed(self.buses), self.bus]:
+        for bus in (*reversed(self.buses), self.bus):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(bus.close(), STOP_TIMEOUT)
         if self.server is not None:
@@ -129,42 +126,45 @@ class Stack:
             (self.pid_file.parent / NATS_URL_FILE).unlink(missing_ok=True)
 
 
-def require_credentials(settings: FrontdoorSettings, what: str) -> None:
-    """Refuse a ``NATS_URL`` without credentials unless explicitly allowed (a dev server)."""
-    url = settings.nats()
-    if url is None or settings.nats_allow_anonymous or has_credentials(url):
-        return
-    raise ConfigurationError(
-        f"NATS_URL ({redact_url(url)}) carries no credentials: {what} connects with its own "
-        "NATS user, e.g. NATS_URL=nats://<component>:<password>@nats:4222 (the users of "
-        "deploy/nats/nats-server.conf, their passwords FD_NATS_<COMPONENT>_PASSWORD). For a "
-        "development server without authentication set FRONTDOOR_NATS_ALLOW_ANONYMOUS=1."
-    )
+async def connect_component(url: str, component: str, *, streams_wait: float = 60.0) -> Bus:
+    """Connect ``component``: the gateway creates the streams, the others (services) may not
+    and wait up to ``streams_wait`` s for them (``ConfigurationError`` naming what is missing).
+    """
+    if component == GATEWAY:
+        return await Bus.connect(url, name=f"frontdoor-{component}")
+    bus = await Bus.connect(url, name=f"frontdoor-{component}", ensure=False)
+    try:
+        await bus.require_streams(wait=streams_wait)
+    except StreamsMissing as exc:
+        await bus.close()
+        raise ConfigurationError(str(exc)) from None
+    except BaseException:
+        await bus.close()
+        raise
+    return bus
 
 
-async def open_bus(
-    settings: FrontdoorSettings, *, embedded: bool, name: str, component: str = GATEWAY
-) -> Stack:
-    """Connect ``component`` to ``NATS_URL``, or (``embedded``) start a private nats-server in
-    the data dir that admits only the components' own credentials.
+async def open_bus(settings: FrontdoorSettings, *, embedded: bool, component: str) -> Stack:
+    """Connect ``component`` to ``NATS_URL``, or (``embedded``, ``frontdoor up``) start a
+    private nats-server with authentication in the data dir and connect as ``component``.
 
-    Only the gateway creates the streams; another component connects without.
+    Without ``embedded`` (``frontdoor serve``) ``NATS_URL`` must carry credentials unless
+    ``FRONTDOOR_NATS_ALLOW_ANONYMOUS`` is set.
     """
     url = settings.nats()
     server: EmbeddedNats | None = None
     pid_file: Path | None = None
-    credentials: LocalCredentials | None = None
+    credentials: NatsCredentials | None = None
     if url is None:
         if not embedded:
             raise ConfigurationError(
                 "NATS_URL is not set. `frontdoor serve` never starts an embedded nats-server: "
-                "point it at your NATS (e.g. NATS_URL=nats://<component>:<password>@nats:4222), "
-                "or run everything in one process with `frontdoor up`."
+                f"point it at your NATS (e.g. NATS_URL=nats://{component}:<password>@nats:4222),"
+                " or run everything in one process with `frontdoor up`."
             )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        server, credentials = secured_embedded(
-            settings.data_dir / NATS_SUBDIR, registry.service_names()
-        )
+        credentials = NatsCredentials.ensure(credentials_dir(settings.data_dir), COMPONENTS)
+        server = EmbeddedNats(server_dir(settings.data_dir), credentials=credentials)
         url = await server.start()
         pid_file = settings.data_dir / NATS_PID_FILE
         pid_file.write_text(f"{server.pid}\n")
@@ -174,16 +174,17 @@ async def open_bus(
             url=url,
             pid=server.pid,
             store=str(server.data_dir),
-            credentials=str(credentials.folder),
+            credentials=str(credentials.directory),
         )
-    _never_log_nats(url, credentials)
+    elif not embedded:
+        problem = nats_credentials_problem(
+            url, component, allow_anonymous=settings.nats_allow_anonymous
+        )
+        if problem:
+            raise ConfigurationError(problem)
+    own_url = credentials.url(url, component) if credentials is not None else url
     try:
-        bus = await Bus.connect(
-            credentials.url(component, url) if credentials is not None else url,
-            name=name,
-            ensure=component == GATEWAY,
-            component=component,
-        )
+        bus = await connect_component(own_url, component, streams_wait=settings.streams_wait)
     except BaseException:
         if server is not None:
             await server.stop()
@@ -191,61 +192,31 @@ async def open_bus(
             pid_file.unlink(missing_ok=True)
             (pid_file.parent / NATS_URL_FILE).unlink(missing_ok=True)
         raise
-    log.info("connected to NATS", url=redact_url(url), component=component)
-    return Stack(
+    stack = Stack(
         bus=bus,
         server=server,
         pid_file=pid_file,
         nats_url=url,
         component=component,
         credentials=credentials,
+        streams_wait=settings.streams_wait,
     )
+    log.info("connected to NATS", url=redact_url(own_url), component=component)
+    return stack
 
 
-def _never_log_nats(url: str, credentials: LocalCredentials | None) -> None:
-    """Register the NATS passwords of this process with the log redaction."""
-    from frontdoor.logs import add_secret
-
-    if credentials is not None:
-        add_secret(*credentials.passwords.values())
-    for server in url.split(","):
-        with contextlib.suppress(ValueError):
-            add_secret(unquote(urlsplit(server.strip()).password or ""))
-
-
-async def require_streams(bus: Bus, wait: float = STREAMS_WAIT) -> None:
-    """Wait (up to ``wait`` s) until the gateway has created the streams; a clear error if not."""
-    deadline = asyncio.get_running_loop().time() + wait
-    told = False
-    while missing := await bus.missing_streams():
-        if asyncio.get_running_loop().time() >= deadline:
-            raise ConfigurationError(
-                f"the streams {', '.join(missing)} do not exist on NATS: the gateway creates "
-                "them (`frontdoor serve gateway`, or `frontdoor up`); a service never does. "
-                "Start the gateway first, against the same NATS."
-            )
-        if not told:
-            log.warning("waiting for the gateway to create the streams", missing=missing)
-            told = True
-        await asyncio.sleep(0.5)
-
-
-async def start_services(
-    stack: Stack, names: list[str], keys_from: Path | None, *, streams_wait: float = STREAMS_WAIT
-) -> None:
-    """Start a runner for each service in ``names``, each on its own connection, once the
-    gateway has created the streams (waiting up to ``streams_wait`` s).
+async def start_services(stack: Stack, names: list[str], keys_from: Path | None) -> None:
+    """Start a runner for each service in ``names``, each on its own connection.
 
     Each verifies claims with the public keys of the environment, else of ``keys_from`` (the
-    data directory of ``up``); missing keys are reported before anything connects.
+    data directory of ``up``).
     """
     key_settings = ClaimKeySettings()
-    verifiers = {name: _verifier(key_settings, keys_from, name) for name in names}
     for name in names:
-        bus = await stack.bus_for(name)
-        if bus is not stack.bus or stack.component != GATEWAY:
-            await require_streams(bus, streams_wait)  # a service never creates them
-        runner = ServiceRunner(registry.load_service(name), bus, verifier=verifiers[name])
+        verifier = _verifier(key_settings, keys_from, name)
+        runner = ServiceRunner(
+            registry.load_service(name), await stack.connect(name), verifier=verifier
+        )
         await runner.start()
         stack.runners.append(runner)
 
@@ -516,19 +487,17 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
     os.environ.setdefault(
         "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE", str(keys_dir(data_dir) / PUBLIC_FILE)
     )
-    if split:
-        require_credentials(settings, "each service process of `up --split`")
     stop = asyncio.Event()
     sock = listen(settings)
     with _stop_on_signals(stop), contextlib.closing(sock):
-        stack = await open_bus(settings, embedded=True, name="frontdoor-up")
+        stack = await open_bus(settings, embedded=True, component=GATEWAY)
         try:
             names = settings.selected_services(registry.service_names())
             processes = None
             if split:
-                from frontdoor.processes import ServiceProcesses, forwarding_router
+                from frontdoor.processes import ServiceProcesses
 
-                processes = ServiceProcesses(names, stack.url_for)
+                processes = ServiceProcesses({name: stack.url_for(name) for name in names})
                 stack.closers.append(processes.stop)  # before the nats-server stops
                 await processes.start()
             else:
@@ -537,7 +506,6 @@ async def run_up(settings: FrontdoorSettings, *, split: bool = False) -> None:
                 return
             app = await build_gateway(settings, stack, train_if_missing=True, keys_from=data_dir)
             if processes is not None:
-                app.include_router(forwarding_router(processes))
                 app.state.gateway.health_checks.update(
                     {name: partial(processes.health, name) for name in names}
                 )
@@ -565,16 +533,18 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
         raise ConfigurationError(
             f"unknown component {component!r}: use 'gateway' or one of {', '.join(names)}"
         )
-    require_credentials(settings, f"`frontdoor serve {component}`")
+    # What a deployment must provide is checked before anything connects.
+    if component == "gateway":
+        _require_session_secret()
+        _configured(lambda: claim_issuer(ClaimKeySettings(), None))
+    else:
+        _verifier(ClaimKeySettings(), None, component)
     stop = asyncio.Event()
     sock = listen(settings)
     with _stop_on_signals(stop), contextlib.closing(sock):
-        stack = await open_bus(
-            settings, embedded=False, name=f"frontdoor-{component}", component=component
-        )
+        stack = await open_bus(settings, embedded=False, component=component)
         try:
-            if component == GATEWAY:
-                _require_session_secret()
+            if component == "gateway":
                 app = await build_gateway(settings, stack)
                 await serve_http(
                     app,
@@ -586,7 +556,7 @@ async def run_serve(settings: FrontdoorSettings, component: str) -> None:
                     sock,
                 )
             else:
-                await start_services(stack, [component], None, streams_wait=settings.streams_wait)
+                await start_services(stack, [component], None)
                 # Health, metrics and the service's own extra routes; its HTTP door is the
                 # gateway's (/services/<component>/...), which forwards signed requests here.
                 app = FastAPI(title=f"Frontdoor {component} service")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from events.bus import Bus
+from events.credentials import NatsCredentials
 from events.embedded import EmbeddedNats
 from events.streams import BusLimits
 
@@ -24,6 +25,20 @@ POSTGRES_URL = os.environ.get(
 async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
     """A private ``nats-server -js`` with its store under the test's tmp dir."""
     server = EmbeddedNats(tmp_path / "nats")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def secured_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    """A private nats-server with authentication, as ``frontdoor up`` runs it: one generated
+    credential per component, the permissions of ``events.compartments``
+    (``secured_server.url_for("marketing")`` carries marketing's credential)."""
+    credentials = NatsCredentials.ensure(tmp_path / "nats-credentials")
+    server = EmbeddedNats(tmp_path / "secured-nats", credentials=credentials)
     await server.start()
     try:
         yield server

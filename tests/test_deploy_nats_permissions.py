@@ -1,41 +1,47 @@
-"""deploy/nats/nats-server.conf (rendered from events/compartments.py) on a real nats-server:
-every component can do its job with its own user, and no more. Each denial is proven: the
-server refuses it (a permissions violation) and nothing of it arrives anywhere."""
+"""deploy/nats/nats-server.conf on a real nats-server: every component can do its job with
+its own user, and no more. The file is the rendering of ``events.compartments``; each refusal
+below is the server's own "Permissions Violation" (or JetStream's error) for that user, next to
+a control that the same user may do the neighbouring allowed thing."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import os
 import re
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
-from nats.js.api import ConsumerConfig, StreamConfig
 from pydantic import BaseModel
 
 from backend_services.runtime import HandlerContext, Service
 from events import subjects
 from events.bus import Bus, Delivery
-from events.compartments import components, inbox_prefix, password_env
+from events.compartments import COMPONENTS, SERVICES, inbox_prefix, render_deploy_config
 from events.embedded import find_nats_server, free_port
 from events.envelope import Actor, Conversation, Envelope
-from events.errors import BusUnavailable
-from events.micro import CLAIM_HEADER, ServiceClient, discover, micro_subject
+from events.errors import StreamsMissing
+from events.micro import (
+    MicroEndpoint,
+    MicroResponse,
+    ServiceClient,
+    discover,
+    start_micro_service,
+)
 from events.payloads import Reply
 from tests.claims import TEST_ISSUER, signed, signed_runner
 from tests.conftest import TEST_LIMITS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "deploy" / "nats" / "nats-server.conf"
-PASSWORDS = {password_env(user): f"{user}-secret" for user in [*components(), "sys"]}
-USER = Actor(id="site:u", roles=("user",))
+PASSWORDS = {
+    f"FD_NATS_{user.upper()}_PASSWORD": f"{user}-secret"
+    for user in re.findall(r"user:\s*(\w+)", CONF.read_text())
+}
 
 
 class Empty(BaseModel):
@@ -48,22 +54,8 @@ class Pong(BaseModel):
     ok: bool = True
 
 
-@dataclass
-class Secured:
-    """The running deploy config: where it listens, its log."""
-
-    hostport: str
-    log: Path
-
-    def violations(self) -> list[str]:
-        """Every permissions violation the server logged."""
-        return [
-            line for line in self.log.read_text().splitlines() if " Violation - Subject" in line
-        ]
-
-
 @pytest.fixture
-async def secured_nats(tmp_path: Path) -> AsyncIterator[Secured]:
+async def secured_nats(tmp_path: Path):
     """The deploy config with a temp store and free ports."""
     port = free_port()
     conf = CONF.read_text()
@@ -72,9 +64,8 @@ async def secured_nats(tmp_path: Path) -> AsyncIterator[Secured]:
     conf = re.sub(r"^http_port: \d+", f"http_port: {free_port()}", conf, flags=re.M)
     path = tmp_path / "nats.conf"
     path.write_text(conf)
-    log = tmp_path / "nats.log"
     proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-        [find_nats_server(), "-c", str(path), "-l", str(log)],
+        [find_nats_server(), "-c", str(path)],
         env={**os.environ, **PASSWORDS},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -90,112 +81,113 @@ async def secured_nats(tmp_path: Path) -> AsyncIterator[Secured]:
                 await asyncio.sleep(0.05)
         else:
             pytest.fail("nats-server did not start with deploy/nats/nats-server.conf")
-        yield Secured(f"127.0.0.1:{port}", log)
+        yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def _url(server: Secured, user: str) -> str:
-    return f"nats://{user}:{PASSWORDS[password_env(user)]}@{server.hostport}"
+def _url(hostport: str, user: str) -> str:
+    return f"nats://{user}:{PASSWORDS[f'FD_NATS_{user.upper()}_PASSWORD']}@{hostport}"
 
 
-async def _bus(server: Secured, user: str, **kwargs: object) -> Bus:
-    return await Bus.connect(
-        _url(server, user),
-        limits=TEST_LIMITS,
-        component=user,
-        ensure=user == "gateway",
-        **kwargs,  # type: ignore[arg-type]
-    )
+class Probe:
+    """A plain nats-py connection as one user that records the server's permission errors.
 
+    The server answers a refused PUB or SUB with ``-ERR 'Permissions Violation ...'`` before
+    the PONG of the following flush, so after ``flush()`` the verdict is known.
+    """
 
-@dataclass
-class Raw:
-    """A plain nats-py client of one user, recording what the server refused."""
+    def __init__(self, nc: NatsClient, errors: list[str]) -> None:
+        self.nc = nc
+        self.errors = errors
 
-    nc: NatsClient
-    errors: list[str] = field(default_factory=list)
+    @classmethod
+    async def open(cls, hostport: str, user: str) -> Probe:
+        errors: list[str] = []
 
-    async def refused(self, kind: str, subject: str) -> bool:
-        """Whether the server reported a ``kind`` (Publish/Subscription) violation on
-        ``subject`` (waits up to 3 s for it)."""
-        wanted = f'permissions violation for {kind} to "{subject}"'.lower()  # nats-py lowers it
-        for _ in range(60):
-            if any(wanted in e.lower() for e in self.errors):
-                return True
-            await asyncio.sleep(0.05)
-        return False
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
 
-
-async def _raw(server: Secured, user: str, *, inbox: str | None = None) -> Raw:
-    raw = Raw(nc=NatsClient())
-
-    async def on_error(exc: Exception) -> None:
-        raw.errors.append(str(exc))
-
-    raw.nc = await nats.connect(
-        _url(server, user), inbox_prefix=inbox or inbox_prefix(user), error_cb=on_error
-    )
-    return raw
-
-
-def _intent(service: str, action: str, conv: str, payload: dict | None = None) -> Envelope:
-    return signed(
-        Envelope.new(
-            subjects.intent_type(service, action),
-            payload or {},
-            conversation=Conversation(channel="api", id=conv),
-            actor=USER,
+        nc = await nats.connect(
+            _url(hostport, user),
+            inbox_prefix=inbox_prefix(user),
+            error_cb=on_error,
+            allow_reconnect=False,
         )
+        return cls(nc, errors)
+
+    async def _refused(self, what: str) -> bool:
+        await self.nc.flush(timeout=5)
+        await asyncio.sleep(0.01)
+        wanted = f"permissions violation for {what}".lower()  # nats-py lower-cases the error
+        return any(wanted in e.lower() for e in self.errors)
+
+    async def publish_refused(self, subject: str, data: bytes = b"{}") -> bool:
+        """Publish ``subject``; True when the server refused it."""
+        await self.nc.publish(subject, data)
+        return await self._refused(f'Publish to "{subject}"')
+
+    async def subscribe_refused(self, subject: str) -> bool:
+        """Subscribe ``subject``; True when the server refused it."""
+        sub = await self.nc.subscribe(subject)
+        try:
+            return await self._refused(f'Subscription to "{subject}"')
+        finally:
+            await sub.unsubscribe()
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+@pytest.fixture
+async def probes(secured_nats: str):
+    """One ``Probe`` per component (``probes["marketing"]``...)."""
+    opened = {user: await Probe.open(secured_nats, user) for user in COMPONENTS}
+    try:
+        yield opened
+    finally:
+        for probe in opened.values():
+            await probe.close()
+
+
+@pytest.fixture
+async def gateway_bus(secured_nats: str):
+    """The gateway's bus (it creates the streams)."""
+    bus = await Bus.connect(_url(secured_nats, "gateway"), limits=TEST_LIMITS)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+def test_the_deploy_config_is_the_rendering_of_the_compartments() -> None:
+    assert CONF.read_text() == render_deploy_config(), (
+        "deploy/nats/nats-server.conf differs from events/compartments.py: regenerate it with "
+        "`frontdoor nats config -o deploy/nats/nats-server.conf`"
     )
 
 
-def _management(calls: list[str]) -> Service:
-    """A stand-in for management with a public action and the internal ``resolve_actor``."""
-    svc = Service("management")
-
-    @svc.handler("ticket_get")
-    async def ticket_get(payload: Empty, ctx: HandlerContext) -> Pong:
-        calls.append("ticket_get")
-        return Pong()
-
-    @svc.handler("ticket_close")
-    async def ticket_close(payload: Empty, ctx: HandlerContext) -> Pong:
-        calls.append("ticket_close")
-        return Pong()
-
-    @svc.handler("resolve_actor", internal=True)
-    async def resolve_actor(payload: Empty, ctx: HandlerContext) -> Pong:
-        calls.append("resolve_actor")
-        return Pong()
-
-    return svc
-
-
-async def _closing(*closers: Callable[[], Awaitable[object]]) -> None:
-    for close in closers:
-        with contextlib.suppress(Exception):  # best effort: the test's own failure matters
-            await close()
-
-
-# -- what works ---------------------------------------------------------------------------------
-
-
-async def test_each_component_works_with_its_own_user(secured_nats: Secured) -> None:
-    gateway = await _bus(secured_nats, "gateway")
-    service_bus = await _bus(secured_nats, "marketing")
+async def test_each_component_works_with_its_own_user(secured_nats: str) -> None:
+    gateway = await Bus.connect(_url(secured_nats, "gateway"), limits=TEST_LIMITS)
+    service_bus = await Bus.connect(_url(secured_nats, "marketing"), limits=TEST_LIMITS)
     svc = Service("marketing")
 
     @svc.handler("ping")
     async def ping(payload: Empty, ctx: HandlerContext) -> Pong:
-        await ctx.emit("campaign.created", {"campaign": "x"})  # an event it owns
         return Pong()
 
     runner = signed_runner(svc, service_bus)
     await runner.start()
     try:
-        intent = _intent("marketing", "ping", "perm")
+        intent = signed(
+            Envelope.new(
+                subjects.intent_type("marketing", "ping"),
+                {},
+                conversation=Conversation(channel="api", id="perm"),
+                actor=Actor(id="site:u", roles=("user",)),
+            )
+        )
         replies = gateway.tail(subjects.events_filter(channel="api", envelope_type="reply"))
         await gateway.publish(intent)
         _, reply = await asyncio.wait_for(anext(replies), 20)
@@ -203,7 +195,7 @@ async def test_each_component_works_with_its_own_user(secured_nats: Secured) -> 
         assert reply.correlation_id == intent.id and reply.payload_as(Reply).status == "ok"
         # request/reply door and discovery work for the gateway too
         answer = await ServiceClient(gateway, TEST_ISSUER).call(
-            "marketing", "ping", {}, USER, conversation=("api", "p")
+            "marketing", "ping", {}, Actor(id="site:u", roles=("user",)), conversation=("api", "p")
         )
         assert answer.status == "ok"
         # the gateway keeps conversation state in KV
@@ -215,83 +207,10 @@ async def test_each_component_works_with_its_own_user(secured_nats: Secured) -> 
             kv = await gateway.key_value(bucket, ttl=600)
             await kv.put("k", b"v")
             assert (await kv.get("k")).value == b"v", bucket
-        # and NLU models (object store + pointer)
-        models = await gateway.object_store(subjects.MODELS_BUCKET)
-        await models.put("m", b"model")
-        assert (await models.get("m")).data == b"model"
     finally:
-        await _closing(runner.stop, service_bus.close, gateway.close)
-    assert secured_nats.violations() == []
-
-
-async def test_services_connect_without_streams_and_cannot_create_them(
-    secured_nats: Secured,
-) -> None:
-    marketing = await _bus(secured_nats, "marketing")
-    raw = await _raw(secured_nats, "marketing")
-    try:
-        assert sorted(await marketing.missing_streams()) == sorted(
-            [subjects.INTENT_STREAM, subjects.EVENT_STREAM, subjects.DEAD_STREAM]
-        )
-        subject = f"$JS.API.STREAM.CREATE.{subjects.EVENT_STREAM}"
-        config = StreamConfig(name=subjects.EVENT_STREAM, subjects=[subjects.ALL_EVENTS])
-        await raw.nc.publish(subject, json.dumps(config.as_dict()).encode(), reply="_INBOX.x")
-        assert await raw.refused("Publish", subject)
-        assert subjects.EVENT_STREAM in await marketing.missing_streams()
-        # the gateway creates them
-        gateway = await _bus(secured_nats, "gateway")
+        await runner.stop()
+        await service_bus.close()
         await gateway.close()
-        assert await marketing.missing_streams() == []
-    finally:
-        await _closing(raw.nc.close, marketing.close)
-
-
-async def test_analysis_keeps_its_charts_the_gateway_shows_them_and_management_discovers(
-    secured_nats: Secured,
-) -> None:
-    gateway = await _bus(secured_nats, "gateway")
-    analysis = await _bus(secured_nats, "analysis")
-    management = await _bus(secured_nats, "management")
-    runners = [
-        signed_runner(Service("analysis"), analysis),
-        signed_runner(_management([]), management),
-    ]
-    try:
-        for runner in runners:
-            await runner.start()
-        charts = await analysis.object_store(subjects.CHARTS_BUCKET)
-        await charts.put("chart.png", b"\x89PNG")
-        assert (await charts.get("chart.png")).data == b"\x89PNG"
-        # the gateway serves the chart images, and cannot write one
-        shown = await gateway.object_store(subjects.CHARTS_BUCKET)
-        assert (await shown.get("chart.png")).data == b"\x89PNG"
-        raw = await _raw(secured_nats, "gateway")
-        subject = "$O.fd_charts.C.forged"
-        await raw.nc.publish(subject, b"not a chart")
-        assert await raw.refused("Publish", subject)
-        await raw.nc.close()
-        # management's services_status asks $SRV.STATS: every running service answers
-        names = {answer.get("name") for answer in await discover(management, "STATS")}
-        assert {"analysis", "management"} <= names
-        # ... and, starting, whether another instance of it runs (one SQLite, one process)
-        assert [a["name"] for a in await discover(management, "PING", "management")] == [
-            "management"
-        ]
-        # a service pings only its own instances
-        raw = await _raw(secured_nats, "analysis")
-        await raw.nc.publish("$SRV.PING.management", b"", reply=raw.nc.new_inbox())
-        assert await raw.refused("Publish", "$SRV.PING.management")
-        await raw.nc.close()
-    finally:
-        await _closing(*(r.stop for r in runners), analysis.close, management.close, gateway.close)
-    expected = (
-        'user:gateway" - Publish Violation - Subject "$O.fd_charts.C.forged"',
-        'user:analysis" - Publish Violation - Subject "$SRV.PING.management"',
-    )
-    assert [v for v in secured_nats.violations() if not any(e in v for e in expected)] == []
-
-
-# -- intents ------------------------------------------------------------------------------------
 
 
 async def _cannot_take(bus: Bus, service: str) -> None:
@@ -309,272 +228,341 @@ async def _cannot_take(bus: Bus, service: str) -> None:
     assert not got, f"took {service}'s intents"
 
 
-async def test_no_component_can_take_another_services_intents(secured_nats: Secured) -> None:
+async def test_no_component_can_take_another_services_intents(secured_nats: str) -> None:
+    admin = await Bus.connect(_url(secured_nats, "management"), limits=TEST_LIMITS, ensure=False)
     # a refused JetStream request looks like a timeout: keep the retry budget short
-    gateway = await _bus(secured_nats, "gateway", publish_timeout=3)
-    admin = await _bus(secured_nats, "management")
-    marketing = await _bus(secured_nats, "marketing", publish_timeout=3)
+    gateway = await Bus.connect(
+        _url(secured_nats, "gateway"), limits=TEST_LIMITS, publish_timeout=3
+    )
+    marketing = await Bus.connect(
+        _url(secured_nats, "marketing"), limits=TEST_LIMITS, publish_timeout=3
+    )
     try:
         await admin.ensure_service_consumer("management")
-        await gateway.publish(_intent("management", "whoami", "perm2"))
+        await gateway.publish(
+            Envelope.new(
+                subjects.intent_type("management", "whoami"),
+                {},
+                conversation=Conversation(channel="api", id="perm2"),
+                actor=Actor(id="u", roles=("user",)),
+            )
+        )
         await _cannot_take(marketing, "management")
         await _cannot_take(gateway, "management")
         info = await admin.js.stream_info(subjects.INTENT_STREAM)
         assert info.state.messages == 1, "the intent must still be waiting for management"
     finally:
-        await _closing(admin.close, gateway.close, marketing.close)
+        for bus in (admin, gateway, marketing):
+            await bus.close()
 
 
-async def test_a_service_cannot_give_its_consumer_another_services_intents(
-    secured_nats: Secured,
+async def test_a_service_cannot_create_its_consumer_with_another_services_filter(
+    secured_nats: str, gateway_bus: Bus
 ) -> None:
-    gateway = await _bus(secured_nats, "gateway")
-    raw = await _raw(secured_nats, "marketing")
+    marketing = await Probe.open(secured_nats, "marketing")
     try:
-        config = ConsumerConfig(
-            name="svc_marketing",
-            durable_name="svc_marketing",
-            filter_subject="fd.intent.management.>",
-            ack_policy="explicit",
+        config = {"name": "svc_marketing", "durable_name": "svc_marketing"}
+        config["ack_policy"] = "explicit"
+        create = "$JS.API.CONSUMER.CREATE.FD_INTENTS.svc_marketing"
+
+        async def ask(subject: str, filter_subject: str) -> dict:
+            body = {"stream_name": "FD_INTENTS", "config": {**config}}
+            body["config"]["filter_subject"] = filter_subject
+            msg = await marketing.nc.request(subject, json.dumps(body).encode(), timeout=5)
+            return json.loads(msg.data)
+
+        # the allowed create subject names its own filter: JetStream refuses any other filter
+        stolen = await ask(f"{create}.fd.intent.marketing.>", "fd.intent.management.>")
+        assert stolen["error"]["err_code"] == 10131, stolen
+        # and every other way to create it is refused by NATS
+        assert await marketing.publish_refused(f"{create}.fd.intent.management.>")
+        assert await marketing.publish_refused(create)
+        assert await marketing.publish_refused(
+            "$JS.API.CONSUMER.DURABLE.CREATE.FD_INTENTS.svc_marketing"
         )
-        body = json.dumps({"stream_name": subjects.INTENT_STREAM, "config": config.as_dict()})
-        for subject in (
-            f"$JS.API.CONSUMER.CREATE.{subjects.INTENT_STREAM}.svc_marketing.fd.intent.management.>",
-            f"$JS.API.CONSUMER.DURABLE.CREATE.{subjects.INTENT_STREAM}.svc_marketing",
-            f"$JS.API.CONSUMER.CREATE.{subjects.INTENT_STREAM}.svc_marketing",
-        ):
-            await raw.nc.publish(subject, body.encode(), reply=raw.nc.new_inbox())
-            assert await raw.refused("Publish", subject)
-        info = await gateway.js.stream_info(subjects.INTENT_STREAM)
-        assert info.state.consumer_count == 0
+        # control: its own consumer with its own filter
+        own = await ask(f"{create}.fd.intent.marketing.>", "fd.intent.marketing.>")
+        assert "error" not in own, own
     finally:
-        await _closing(raw.nc.close, gateway.close)
+        await marketing.close()
 
 
-async def test_only_the_gateway_and_the_cli_publish_intents(secured_nats: Secured) -> None:
-    gateway = await _bus(secured_nats, "gateway")
-    cli = await _bus(secured_nats, "cli")
-    services = {name: await _raw(secured_nats, name) for name in components()[1:-1]}
-    try:
-        await gateway.publish(_intent("marketing", "ping", "i1"))
-        await cli.publish(_intent("marketing", "ping", "i2"))
-        subject = subjects.intent_subject("management", "ticket_close")
-        for raw in services.values():
-            await raw.nc.publish(subject, _intent("management", "ticket_close", "i3").to_bytes())
-        for name, raw in services.items():
-            assert await raw.refused("Publish", subject), name
-        info = await gateway.js.stream_info(subjects.INTENT_STREAM)
-        assert info.state.messages == 2
-    finally:
-        await _closing(*(r.nc.close for r in services.values()), cli.close, gateway.close)
+async def test_each_component_subscribes_only_to_its_own_inbox(
+    secured_nats: str, probes: dict[str, Probe]
+) -> None:
+    marketing = probes["marketing"]
+    assert await marketing.subscribe_refused("_INBOX.>")
+    assert await marketing.subscribe_refused("_INBOX.gateway.>")
+    assert await marketing.subscribe_refused("_INBOX.management.abc")
+    assert not await marketing.subscribe_refused("_INBOX.marketing.abc")
+    for user, probe in probes.items():
+        others = [u for u in COMPONENTS if u != user]
+        assert await probe.subscribe_refused("_INBOX.>"), user
+        assert await probe.subscribe_refused(f"_INBOX.{others[0]}.x"), user
+        assert not await probe.subscribe_refused(f"{inbox_prefix(user)}.x"), user
 
 
-# -- events -------------------------------------------------------------------------------------
+async def _management_doors(hostport: str, calls: list[str]) -> tuple[Bus, object]:
+    """A stand-in management micro service (its own user) answering three doors."""
+    bus = await Bus.connect(_url(hostport, "management"), limits=TEST_LIMITS, ensure=False)
 
+    def door(name: str) -> MicroEndpoint:
+        async def handle(data: bytes, headers: dict[str, str]) -> MicroResponse:
+            calls.append(name)
+            return MicroResponse(json.dumps({"door": name}).encode())
 
-async def _stored(gateway: Bus) -> list[str]:
-    """The subjects' types of everything on FD_EVENTS (as a reader sees them)."""
-    return [env.type async for _, env in gateway.tail(subjects.ALL_EVENTS, stop_at_end=True)]
+        return MicroEndpoint(name=name, handler=handle)
 
-
-def _event(type_: str, channel: str, conv: str, payload: dict | None = None) -> Envelope:
-    return Envelope.new(
-        type_,
-        payload or {},
-        conversation=Conversation(channel=channel, id=conv),  # type: ignore[arg-type]
-        actor=USER,
+    doors = ["ticket_get", "resolve_actor", "user_set_roles"]
+    service = await start_micro_service(
+        bus, "management", "1.0.0", "stand-in", [door(d) for d in doors]
     )
+    return bus, service
 
 
-async def test_each_service_publishes_only_the_events_it_owns(secured_nats: Secured) -> None:
-    gateway = await _bus(secured_nats, "gateway")
-    marketing = await _raw(secured_nats, "marketing")
-    analysis = await _raw(secured_nats, "analysis")
-    try:
-        forged = [
-            (marketing, _event("handoff.started", "web", "x")),
-            (marketing, _event("ticket.created", "web", "x")),
-            (marketing, _event("service.ready", "system", "management")),
-            (marketing, _event("message.received", "web", "x")),
-            (analysis, _event("ticket.created", "web", "x")),
-        ]
-        for raw, env in forged:
-            await raw.nc.publish(subject_of(env), env.to_bytes())
-        for raw, env in forged:
-            assert await raw.refused("Publish", subject_of(env)), subject_of(env)
-        owned = [
-            (marketing, _event("campaign.created", "web", "x")),
-            (marketing, _event("service.ready", "system", "marketing")),
-            (marketing, _event("reply", "web", "x")),
-            (analysis, _event("reply", "web", "y")),
-        ]
-        for raw, env in owned:
-            await raw.nc.request(subject_of(env), env.to_bytes(), timeout=5)
-        assert await _stored(gateway) == [env.type for _, env in owned]
-    finally:
-        await _closing(marketing.nc.close, analysis.nc.close, gateway.close)
-
-
-def subject_of(env: Envelope) -> str:
-    return subjects.event_subject(env.conversation.channel, env.conversation.id, env.type)
-
-
-async def test_an_event_whose_envelope_is_not_its_subject_is_never_read(
-    secured_nats: Secured,
+async def test_request_reply_doors_are_called_only_by_who_needs_them(
+    secured_nats: str, gateway_bus: Bus, probes: dict[str, Probe]
 ) -> None:
-    """Marketing may publish ``campaign.*``: an envelope of another type under such a subject
-    (a forged ticket for analysis to count) is skipped by every reader."""
-    gateway = await _bus(secured_nats, "gateway")
-    marketing = await _raw(secured_nats, "marketing")
-    try:
-        fake = _event("ticket.created", "web", "x")
-        elsewhere = _event("campaign.created", "web", "other")  # right type, other conversation
-        await marketing.nc.request("fd.event.web.x.campaign.created", fake.to_bytes(), timeout=5)
-        await marketing.nc.request(
-            "fd.event.web.x.campaign.created", elsewhere.to_bytes(), timeout=5
-        )
-        honest = _event("campaign.created", "web", "x")
-        await marketing.nc.request(subject_of(honest), honest.to_bytes(), timeout=5)
-        assert [env.id async for _, env in gateway.tail(stop_at_end=True)] == [honest.id]
-    finally:
-        await _closing(marketing.nc.close, gateway.close)
-
-
-# -- request/reply doors ------------------------------------------------------------------------
-
-
-async def test_doors_generative_may_read_a_ticket_and_nothing_else(secured_nats: Secured) -> None:
-    gateway = await _bus(secured_nats, "gateway")
-    management = await _bus(secured_nats, "management")
     calls: list[str] = []
-    runner = signed_runner(_management(calls), management)
-    await runner.start()
-    generative = await _raw(secured_nats, "generative")
-    marketing = await _raw(secured_nats, "marketing")
+    management, service = await _management_doors(secured_nats, calls)
+    generative = await Bus.connect(
+        _url(secured_nats, "generative"), limits=TEST_LIMITS, ensure=False
+    )
     try:
-        conv = ("api", "doors")
-        claim = TEST_ISSUER.issue(USER, "generative", conversation=conv)  # delegated
-        headers = {CLAIM_HEADER: claim}
-        answer = await generative.nc.request(
-            micro_subject("management", "ticket_get"), b"{}", timeout=10, headers=headers
-        )
-        assert Reply.model_validate_json(answer.data).status == "ok"
-        assert calls == ["ticket_get"]
-        for raw, action in (
-            (generative, "ticket_close"),
-            (generative, "resolve_actor"),
-            (marketing, "resolve_actor"),
-            (marketing, "ticket_get"),
-        ):
-            subject = micro_subject("management", action)
-            with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-                await raw.nc.request(subject, b"{}", timeout=1, headers=headers)
-            assert await raw.refused("Publish", subject), (action, raw)
-        assert calls == ["ticket_get"], "a refused door ran its handler"
-        # the gateway calls every door, resolve_actor included
-        system = Actor(id="system:gateway", roles=("system",))
-        reply = await ServiceClient(gateway, TEST_ISSUER).call(
-            "management", "resolve_actor", {}, system, conversation=conv
-        )
-        assert reply.status == "ok" and calls[-1] == "resolve_actor"
+        # the gateway calls any door, management's resolve_actor included (over its own inbox)
+        raw = await gateway_bus.request("fd.svc.management.resolve_actor", b"{}", timeout=5)
+        assert json.loads(raw) == {"door": "resolve_actor"}
+        # generative may call ticket_get, and nothing else of management
+        raw = await generative.request("fd.svc.management.ticket_get", b"{}", timeout=5)
+        assert json.loads(raw) == {"door": "ticket_get"}
+        gen = probes["generative"]
+        assert await gen.publish_refused("fd.svc.management.resolve_actor")
+        assert await gen.publish_refused("fd.svc.management.user_set_roles")
+        assert await gen.publish_refused("fd.svc.marketing.lead_capture")
+        # no other service may call resolve_actor (nor any other service's door)
+        for user in ("management", "marketing", "analysis"):
+            assert await probes[user].publish_refused("fd.svc.management.resolve_actor"), user
+        assert await probes["marketing"].publish_refused("fd.svc.analysis.report")
+        assert calls == ["resolve_actor", "ticket_get"]
     finally:
-        await _closing(generative.nc.close, marketing.nc.close, runner.stop, management.close)
+        await service.stop()  # type: ignore[attr-defined]
+        await generative.close()
+        await management.close()
+
+
+async def test_a_service_serves_only_its_own_doors_and_srv_subjects(
+    probes: dict[str, Probe],
+) -> None:
+    marketing = probes["marketing"]
+    for refused in (
+        "fd.svc.management.>",
+        "fd.svc.>",
+        "$SRV.>",
+        "$SRV.PING.management",
+        "$SRV.STATS.management.abc",
+        "fd.event.>",
+        "fd.intent.marketing.>",
+    ):
+        assert await marketing.subscribe_refused(refused), refused
+    for allowed in (
+        "fd.svc.marketing.campaign_list",
+        "$SRV.PING",
+        "$SRV.INFO.marketing",
+        "$SRV.STATS.marketing.abc",
+    ):
+        assert not await marketing.subscribe_refused(allowed), allowed
+
+
+#: (user, event subject, may publish it)
+EVENT_RULES = [
+    ("marketing", "fd.event.web.x.handoff.started", False),
+    ("marketing", "fd.event.web.x.ticket.created", False),
+    ("marketing", "fd.event.system.management.service.ready", False),
+    ("marketing", "fd.event.web.x.message.received", False),
+    ("marketing", "fd.event.web.x.intent.detected", False),
+    ("marketing", "fd.event.web.x.user.roles_changed", False),
+    ("analysis", "fd.event.web.x.ticket.created", False),
+    ("analysis", "fd.event.web.x.campaign.created", False),
+    ("generative", "fd.event.api.x.ticket.updated", False),
+    ("management", "fd.event.web.x.lead.captured", False),
+    ("management", "fd.event.system.marketing.service.ready", False),
+    ("gateway", "fd.event.web.x.ticket.created", False),
+    ("gateway", "fd.event.system.management.service.ready", False),
+    ("cli", "fd.event.web.x.reply", False),
+    ("marketing", "fd.event.web.x.campaign.created", True),
+    ("marketing", "fd.event.slack.C1.campaign.announced", True),
+    ("marketing", "fd.event.web.x.lead.captured", True),
+    ("marketing", "fd.event.web.x.segment.created", True),
+    ("marketing", "fd.event.web.x.reply", True),
+    ("marketing", "fd.event.web.x.intent.failed", True),
+    ("marketing", "fd.event.web.x.security.denied", True),
+    ("marketing", "fd.event.system.marketing.service.ready", True),
+    ("management", "fd.event.web.x.ticket.created", True),
+    ("management", "fd.event.system.management.user.roles_changed", True),
+    ("management", "fd.event.system.management.service.stopping", True),
+    ("analysis", "fd.event.api.y.reply", True),
+    ("generative", "fd.event.web.z.reply", True),
+    ("gateway", "fd.event.web.x.message.received", True),
+    ("gateway", "fd.event.web.x.handoff.started", True),
+    ("gateway", "fd.event.slack.t.reply", True),
+    ("cli", "fd.event.system.bench-1.bench.event", True),
+]
+
+
+async def test_services_publish_only_the_events_they_own(
+    gateway_bus: Bus, probes: dict[str, Probe]
+) -> None:
+    for user, subject, allowed in EVENT_RULES:
+        refused = await probes[user].publish_refused(subject)
+        assert refused is not allowed, f"{user} {'may' if allowed else 'may not'} publish {subject}"
+    # what was allowed is stored, and nothing else
+    wanted = {subject for _, subject, allowed in EVENT_RULES if allowed}
+    for _ in range(100):
+        info = await gateway_bus.js.stream_info(subjects.EVENT_STREAM, subjects_filter=">")
+        if info.state.messages >= len(wanted):
+            break
+        await asyncio.sleep(0.05)
+    assert set(info.state.subjects or {}) == wanted
+
+
+async def test_only_the_gateway_and_cli_publish_intents(
+    gateway_bus: Bus, probes: dict[str, Probe]
+) -> None:
+    for user in SERVICES:
+        for target in ("management", "marketing", user):
+            assert await probes[user].publish_refused(f"fd.intent.{target}.anything"), user
+    assert not await probes["gateway"].publish_refused("fd.intent.management.whoami")
+    assert not await probes["cli"].publish_refused("fd.intent.marketing.campaign_list")
+    for _ in range(100):
+        info = await gateway_bus.js.stream_info(subjects.INTENT_STREAM, subjects_filter=">")
+        if info.state.messages >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert set(info.state.subjects or {}) == {
+        "fd.intent.management.whoami",
+        "fd.intent.marketing.campaign_list",
+    }
+
+
+async def test_only_the_gateway_creates_streams_and_services_say_they_are_missing(
+    secured_nats: str,
+) -> None:
+    marketing = await Bus.connect(
+        _url(secured_nats, "marketing"), limits=TEST_LIMITS, ensure=False, publish_timeout=3
+    )
+    probe = await Probe.open(secured_nats, "analysis")
+    try:
+        with pytest.raises(StreamsMissing) as missing:
+            await marketing.require_streams(wait=0.5)
+        assert "FD_INTENTS" in str(missing.value) and "FD_EVENTS" in str(missing.value)
+        assert "gateway" in str(missing.value)
+        for stream in (subjects.INTENT_STREAM, subjects.EVENT_STREAM):
+            assert await probe.publish_refused(f"$JS.API.STREAM.CREATE.{stream}")
+            assert await probe.publish_refused(f"$JS.API.STREAM.DELETE.{stream}")
+        gateway = await Bus.connect(_url(secured_nats, "gateway"), limits=TEST_LIMITS)
         await gateway.close()
+        await marketing.require_streams(wait=0)  # the gateway created them
+    finally:
+        await probe.close()
+        await marketing.close()
 
 
-async def test_a_push_consumer_cannot_smuggle_a_request_into_a_door(
-    secured_nats: Secured,
+async def test_marketing_does_not_read_the_event_bus(probes: dict[str, Probe]) -> None:
+    assert await probes["marketing"].publish_refused("$JS.API.CONSUMER.CREATE.FD_EVENTS")
+    assert not await probes["analysis"].publish_refused("$JS.API.CONSUMER.INFO.FD_EVENTS.x")
+
+
+async def test_a_jetstream_consumer_cannot_deliver_events_into_a_door(
+    secured_nats: str, gateway_bus: Bus, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """NATS lets a consumer's creator name any deliver subject (nats-server#8274): marketing
-    stores a request with a valid claim as its own event and points a push consumer at
-    management's door. The door takes only what was sent to it."""
-    gateway = await _bus(secured_nats, "gateway")
-    management = await _bus(secured_nats, "management")
+    """A reader of the event bus may create a push consumer with any deliver subject (JetStream
+    does not check it against the creator's permissions): a door never runs for such a
+    delivery, only for real requests."""
     calls: list[str] = []
-    runner = signed_runner(_management(calls), management)
-    await runner.start()
-    marketing = await _raw(secured_nats, "marketing")
+    management, service = await _management_doors(secured_nats, calls)
+    analysis = await Bus.connect(_url(secured_nats, "analysis"), limits=TEST_LIMITS, ensure=False)
     try:
-        request = _intent("management", "ticket_close", "smuggled")
-        stored = "fd.event.api.smuggled.campaign.created"
-        await marketing.nc.request(stored, request.to_bytes(), timeout=5)
-        js = marketing.nc.jetstream()
-        await js.add_consumer(
-            subjects.EVENT_STREAM,
-            ConsumerConfig(
-                filter_subject=stored,
-                deliver_subject=micro_subject("management", "ticket_close"),
-                deliver_group="svc_management",
-                ack_policy="none",
-            ),
+        forged = Envelope.new(
+            "reply",
+            {"text": "forged"},
+            conversation=Conversation(channel="web", id="forged"),
+            actor=Actor(id="admin", roles=("admin",)),
         )
-        await asyncio.sleep(2.0)
-        assert calls == [], "a message pushed by a consumer ran a handler"
+        await analysis.publish(forged)
+        body = {
+            "stream_name": "FD_EVENTS",
+            "config": {
+                "deliver_subject": "fd.svc.management.user_set_roles",
+                "deliver_group": "svc_management",  # the doors' queue group
+                "deliver_policy": "all",
+                "ack_policy": "none",
+                "filter_subject": "fd.event.web.forged.reply",
+            },
+        }
+        with caplog.at_level(logging.WARNING, logger="frontdoor.micro"):
+            made = await analysis.nc.request(
+                "$JS.API.CONSUMER.CREATE.FD_EVENTS", json.dumps(body).encode(), timeout=5
+            )
+            assert "error" not in json.loads(made.data)  # JetStream lets it deliver there...
+            for _ in range(100):
+                if "not a request" in caplog.text or calls:
+                    break
+                await asyncio.sleep(0.05)
+        assert calls == []  # ...but the door did not run for it
+        assert "dropped a message on fd.svc.management.user_set_roles" in caplog.text
+        await gateway_bus.request("fd.svc.management.user_set_roles", b"{}", timeout=5)
+        assert calls == ["user_set_roles"]  # control: a real request does
     finally:
-        await _closing(marketing.nc.close, runner.stop, management.close, gateway.close)
+        await service.stop()  # type: ignore[attr-defined]
+        await analysis.close()
+        await management.close()
 
 
-# -- inboxes and subscriptions ------------------------------------------------------------------
+async def test_services_keep_their_own_facilities(secured_nats: str, gateway_bus: Bus) -> None:
+    """analysis: charts (object store) and replays; management: $SRV.STATS discovery;
+    the gateway: the NLU models' object store."""
+    analysis = await Bus.connect(_url(secured_nats, "analysis"), limits=TEST_LIMITS, ensure=False)
+    management = await Bus.connect(
+        _url(secured_nats, "management"), limits=TEST_LIMITS, ensure=False
+    )
+    marketing = await Bus.connect(_url(secured_nats, "marketing"), limits=TEST_LIMITS, ensure=False)
+    svc = Service("marketing")
 
+    @svc.handler("ping")
+    async def ping(payload: Empty, ctx: HandlerContext) -> Pong:
+        return Pong()
 
-async def test_nobody_reads_another_components_inbox_or_doors(secured_nats: Secured) -> None:
-    gateway = await _bus(secured_nats, "gateway")
-    management = await _bus(secured_nats, "management")
-    runner = signed_runner(_management([]), management)
+    runner = signed_runner(svc, marketing)
     await runner.start()
-    spy = await _raw(secured_nats, "marketing")
-    seen: list[str] = []
-
-    async def record(msg: object) -> None:
-        seen.append(getattr(msg, "subject", "?"))
-
     try:
-        for subject in (
-            "_INBOX.>",
-            f"{inbox_prefix('gateway')}.>",
-            "fd.svc.management.>",
-            "$SRV.>",
-            "fd.intent.>",
-        ):
-            await spy.nc.subscribe(subject, cb=record)
-            assert await spy.refused("Subscription", subject), subject
-        # wrong inbox prefix: its own requests cannot get answers
-        stranger = await _raw(secured_nats, "marketing", inbox="_INBOX")
-        with pytest.raises(nats.errors.Error):
-            await stranger.nc.request("$SRV.PING", b"", timeout=1)
-        await stranger.nc.close()
-        # a request from the gateway to management still works; nobody else sees its answer
-        reply = await ServiceClient(gateway, TEST_ISSUER).call(
-            "management", "ticket_get", {}, USER, conversation=("api", "inbox")
-        )
-        assert reply.status == "ok"
-        await asyncio.sleep(0.5)
-        assert seen == []
+        charts = await analysis.object_store(subjects.CHARTS_BUCKET)
+        await charts.put("c.png", b"\x89PNG")
+        assert (await charts.get("c.png")).data == b"\x89PNG"
+        seen = [env.type async for _, env in analysis.tail(stop_at_end=True)]
+        assert "service.ready" in seen
+        stats = await discover(management, "STATS")
+        assert "marketing" in {s.get("name") for s in stats}
+        models = await gateway_bus.object_store(subjects.MODELS_BUCKET)
+        await models.put("m.tar.gz", b"model")
+        assert (await models.get("m.tar.gz")).data == b"model"
     finally:
-        await _closing(spy.nc.close, runner.stop, management.close, gateway.close)
+        await runner.stop()
+        for bus in (marketing, management, analysis):
+            await bus.close()
 
 
-async def test_cli_attaches_for_doctor_dead_letters_and_models(secured_nats: Secured) -> None:
-    from events.dead import list_dead
+async def test_the_cli_user_runs_doctor_and_the_bus_benchmark(
+    secured_nats: str, gateway_bus: Bus
+) -> None:
+    from frontdoor.bench_bus import run_bench
     from frontdoor.doctor import run_doctor
 
-    gateway = await _bus(secured_nats, "gateway")
-    try:
-        report = await run_doctor(_url(secured_nats, "cli"), shown_url="cli")
-        by_name = {c.name: c for c in report.checks}
-        assert by_name["jetstream"].ok and by_name["stream FD_EVENTS"].ok, report.checks
-        cli = await _bus(secured_nats, "cli")
-        try:
-            assert await list_dead(cli) == []
-            models = await cli.object_store(subjects.MODELS_BUCKET)
-            await models.put("m", b"model")
-            pointer = await cli.key_value(subjects.MODELS_POINTER_BUCKET)
-            await pointer.put("latest", b"m")
-            with pytest.raises(BusUnavailable):
-                await cli.request(micro_subject("management", "resolve_actor"), b"{}", 1)
-        finally:
-            await cli.close()
-    finally:
-        await gateway.close()
-    violations = secured_nats.violations()
-    assert len(violations) == 1 and "fd.svc.management.resolve_actor" in violations[0]
+    url = _url(secured_nats, "cli")
+    report = await run_doctor(url, shown_url="cli")
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["nats"].ok and by_name["jetstream"].ok, report.checks
+    assert by_name["stream FD_EVENTS"].ok and by_name["stream FD_INTENTS"].ok, report.checks
+    result = await run_bench(events=200, window=50, requests=20, in_flight=(1, 4), nats_url=url)
+    assert result.acked_publishes_per_s > 0
+    assert result.nats_url == f"nats://cli:***@{secured_nats}"  # printed: never the password
+    assert [lat.requests for lat in result.latency] == [20, 20]

