@@ -19,7 +19,7 @@ import pytest
 
 from backend_services import registry
 from events.embedded import free_port
-from frontdoor.local_nats import credentials_dir
+from frontdoor.local_nats import credentials_dir, server_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 90.0
@@ -241,3 +241,10 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
     for child in children:
         assert not _alive(int(child)), "a service process outlived frontdoor up"
     assert "embedded nats-server stopped" in output
+    # everything above ran within the compartments: the server refused nothing anyone did
+    refused = [
+        line
+        for line in (server_dir(data_dir) / "nats-server.log").read_text().splitlines()
+        if " Violation - Subject" in line
+    ]
+    assert refused == [], refused
