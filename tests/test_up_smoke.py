@@ -70,8 +70,13 @@ def _refused_without_credentials(data_dir: Path) -> bool:
 
 
 def _child_nats_user(pid: int, data_dir: Path) -> str:
-    """The NATS user (checked against its generated password) a child process connects as."""
+    """The NATS user (checked against its generated password) a child process connects as; it
+    holds none of the gateway's secrets."""
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    names = {v.split(b"=", 1)[0].decode() for v in environ if b"=" in v}
+    assert not names & {"FRONTDOOR_SESSION_SECRET", "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE"}, (
+        "a service process holds a secret of the gateway"
+    )
     url = next(v for v in environ if v.startswith(b"NATS_URL=")).decode()[len("NATS_URL=") :]
     user, _, rest = url.removeprefix("nats://").partition(":")
     password = rest.partition("@")[0]
