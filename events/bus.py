@@ -106,6 +106,15 @@ def _event_subject(channel: str, conversation_id: str, envelope_type: str) -> st
     return subjects.event_subject(channel, conversation_id, envelope_type)
 
 
+def _stored_subject(envelope: Envelope) -> str:
+    """The subject an event must have been stored under: that of its type and conversation."""
+    conv = envelope.conversation
+    try:
+        return _event_subject(conv.channel, conv.id, envelope.type)
+    except ValueError:  # e.g. an empty conversation id: no subject fits
+        return ""
+
+
 class Bus:
     """A connection to NATS with Frontdoor's streams. Create with ``await Bus.connect(url)``."""
 
@@ -442,6 +451,17 @@ class Bus:
                         envelope = Envelope.from_bytes(msg.data)
                     except ValidationError:
                         log.warning("skipping malformed event at sequence %s", seq)
+                        envelope = None
+                    if envelope is not None and msg.subject != _stored_subject(envelope):
+                        # NATS permissions hold a publisher to its subjects (a service to the
+                        # event types it owns): an envelope whose type or conversation is not
+                        # its subject's was forged under an allowed subject. Never trusted.
+                        log.warning(
+                            "skipping event at sequence %s: its envelope (%s) does not match "
+                            "its subject",
+                            seq,
+                            envelope.type[:64],
+                        )
                         envelope = None
                     if envelope is not None:
                         yield seq, envelope

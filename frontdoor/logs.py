@@ -3,7 +3,8 @@
 Standard-library loggers (uvicorn, nats, our ``frontdoor.*``) go through the same renderer.
 Secrets are never passed to loggers (settings hold them as ``SecretStr``; URLs are redacted);
 as a safety net, ``redact`` removes from every line whatever looks like a credential (session
-tokens ``fds_``, API keys ``fdk_``, ``Bearer`` values, JWTs, Slack tokens) and every secret
+tokens ``fds_``, API keys ``fdk_``, ``Bearer`` values, JWTs, Slack tokens, a URL's
+``user:password@``) and every secret
 registered with ``add_secret``. Exceptions are rendered as plain, short text (never the rich
 renderer, whose tracebacks cost the event loop a second each).
 """
@@ -25,6 +26,7 @@ CREDENTIALS = re.compile(
     r"|(?:eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.?[A-Za-z0-9_\-]*)"
     r"|(?:xox[a-z]-[A-Za-z0-9\-]+)"
     r"|(?:xapp-[A-Za-z0-9\-]+)"
+    r"|(?:(?<=://)[^\s/@:]+:[^\s/@]+(?=@))"  # user:password@ of a URL (NATS_URL, a database)
 )
 REDACTED = "[redacted]"
 _secrets: set[str] = set()

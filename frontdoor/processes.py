@@ -57,11 +57,23 @@ class _Child:
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+#: What only the gateway holds: a service process never inherits it.
+GATEWAY_ONLY = frozenset(
+    {
+        "FRONTDOOR_NATS_URL",
+        "FRONTDOOR_CLAIMS_SIGNING_KEY",
+        "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE",
+        "FRONTDOOR_SESSION_SECRET",
+    }
+)
+
+
 def _child_env(nats_url: str) -> dict[str, str]:
-    """A child's environment: ours, with its own ``NATS_URL``. ``up`` may run against a NATS
-    without authentication (its ``NATS_URL`` without credentials): its children may too."""
-    env = {**os.environ, "NATS_URL": nats_url}
-    env.pop("FRONTDOOR_NATS_URL", None)
+    """A child's environment: ours, with its own ``NATS_URL`` and none of the gateway's secrets
+    (its claims signing key, its session secret). ``up`` may run against a NATS without
+    authentication (its ``NATS_URL`` without credentials): its children may too."""
+    env = {k: v for k, v in os.environ.items() if k not in GATEWAY_ONLY}
+    env["NATS_URL"] = nats_url
     if not has_credentials(nats_url):
         env["FRONTDOOR_NATS_ALLOW_ANONYMOUS"] = "1"
     return env

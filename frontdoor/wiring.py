@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 import uvicorn
@@ -144,6 +145,17 @@ async def connect_component(url: str, component: str, *, streams_wait: float = 6
     return bus
 
 
+def _never_log_nats(url: str, credentials: NatsCredentials | None) -> None:
+    """Register this process's NATS passwords with the log redaction (``frontdoor.logs``)."""
+    from frontdoor.logs import add_secret
+
+    if credentials is not None:
+        add_secret(*credentials.passwords.values())
+    for server in url.split(","):
+        with contextlib.suppress(ValueError):
+            add_secret(unquote(urlsplit(server.strip()).password or ""))
+
+
 async def open_bus(settings: FrontdoorSettings, *, embedded: bool, component: str) -> Stack:
     """Connect ``component`` to ``NATS_URL``, or (``embedded``, ``frontdoor up``) start a
     private nats-server with authentication in the data dir and connect as ``component``.
@@ -182,6 +194,7 @@ async def open_bus(settings: FrontdoorSettings, *, embedded: bool, component: st
         )
         if problem:
             raise ConfigurationError(problem)
+    _never_log_nats(url, credentials)
     own_url = credentials.url(url, component) if credentials is not None else url
     try:
         bus = await connect_component(own_url, component, streams_wait=settings.streams_wait)

@@ -117,6 +117,15 @@ def test_nats_config_is_valid_and_has_a_user_per_component() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_compose_runs_a_nats_server_past_the_known_advisories() -> None:
+    """nats:2.12 follows the 2.12 patches (2.12.6+ fixes GHSA-9983-vrx2-fg9c); the 2.10 line
+    has no fix for it."""
+    image = _compose()["services"]["nats"]["image"]
+    version = re.match(r"nats:(\d+)\.(\d+)", image)
+    assert version, image
+    assert (int(version.group(1)), int(version.group(2))) >= (2, 12), image
+
+
 def test_compose_has_no_default_password_and_says_what_to_set() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     refs = re.findall(r"\$\{(\w*PASSWORD\w*)(:?[-?]?)([^}]*)\}", text)

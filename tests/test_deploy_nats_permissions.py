@@ -425,6 +425,25 @@ async def test_services_publish_only_the_events_they_own(
     assert set(info.state.subjects or {}) == wanted
 
 
+async def test_an_envelope_forged_under_an_owned_subject_is_never_read(
+    gateway_bus: Bus, probes: dict[str, Probe]
+) -> None:
+    """Marketing may publish ``campaign.*``: the same subject carrying a ticket (for analysis to
+    count) or another conversation's event is stored, but no reader ever takes it."""
+
+    def event(type_: str, conv: str) -> Envelope:
+        return Envelope.new(
+            type_, {}, conversation=Conversation(channel="web", id=conv), actor=Actor(id="u")
+        )
+
+    owned = "fd.event.web.x.campaign.created"
+    honest = event("campaign.created", "x")
+    for envelope in (event("ticket.created", "x"), event("campaign.created", "other"), honest):
+        await probes["marketing"].nc.request(owned, envelope.to_bytes(), timeout=5)
+    read = [env.id async for _, env in gateway_bus.tail(stop_at_end=True)]
+    assert read == [honest.id]
+
+
 async def test_only_the_gateway_and_cli_publish_intents(
     gateway_bus: Bus, probes: dict[str, Probe]
 ) -> None:

@@ -60,3 +60,22 @@ def test_bad_values_are_refused() -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_the_log_safety_net_hides_a_urls_password() -> None:
+    from frontdoor.logs import add_secret, redact_text
+
+    out = redact_text("connect nats://management:s3cr3t-pw@127.0.0.1:4222,nats://cli:x@h:1 ok")
+    assert "s3cr3t" not in out and ":x@" not in out
+    assert "127.0.0.1:4222" in out and out.endswith(" ok")
+    # a NATS password registered by up/serve is hidden wherever it appears
+    add_secret("a-generated-nats-password")
+    assert "a-generated-nats-password" not in redact_text("pw=a-generated-nats-password")
+
+
+def test_up_and_serve_register_their_nats_passwords() -> None:
+    from frontdoor.logs import redact_text
+    from frontdoor.wiring import _never_log_nats
+
+    _never_log_nats("nats://gateway:p%40ss-word-42@h:4222,nats://127.0.0.1:1", None)
+    assert "p@ss-word-42" not in redact_text("it was p@ss-word-42")

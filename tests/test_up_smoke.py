@@ -19,7 +19,7 @@ import pytest
 
 from backend_services import registry
 from events.embedded import free_port
-from frontdoor.local_nats import credentials_dir
+from frontdoor.local_nats import credentials_dir, server_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 90.0
@@ -71,8 +71,13 @@ def _refused_without_credentials(data_dir: Path) -> bool:
 
 
 def _child_nats_user(pid: int, data_dir: Path) -> str:
-    """The NATS user (checked against its generated password) a child process connects as."""
+    """The NATS user (checked against its generated password) a child process connects as; it
+    holds none of the gateway's secrets."""
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    names = {v.split(b"=", 1)[0].decode() for v in environ if b"=" in v}
+    assert not names & {"FRONTDOOR_SESSION_SECRET", "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE"}, (
+        "a service process holds a secret of the gateway"
+    )
     url = next(v for v in environ if v.startswith(b"NATS_URL=")).decode()[len("NATS_URL=") :]
     user, _, rest = url.removeprefix("nats://").partition(":")
     password = rest.partition("@")[0]
@@ -263,3 +268,10 @@ def test_frontdoor_up_serves_a_ticket_and_stops_cleanly(tmp_path: Path, split: b
     for child in children:
         assert not _alive(int(child)), "a service process outlived frontdoor up"
     assert "embedded nats-server stopped" in output
+    # everything above ran within the compartments: the server refused nothing anyone did
+    refused = [
+        line
+        for line in (server_dir(data_dir) / "nats-server.log").read_text().splitlines()
+        if " Violation - Subject" in line
+    ]
+    assert refused == [], refused
