@@ -56,6 +56,7 @@ from events.streams import (
     reserving,
     service_consumer_config,
     stream_configs,
+    wait_for_leader,
 )
 from events.wire import PublishAcks, StoredAck, delivery_fields, next_msg
 from events.worker import Delivery, DeliveryHandler, PullLoop, Worker
@@ -508,7 +509,10 @@ class Bus:
         try:
             kv = await self._js.key_value(bucket)
         except (NotFoundError, nats.js.errors.BucketNotFoundError):
-            return await self._js.create_key_value(bucket_config(bucket, spec, self.replicas, ttl))
+            kv = await self._js.create_key_value(bucket_config(bucket, spec, self.replicas, ttl))
+            if self.replicas > 1:
+                await wait_for_leader(self._js, f"KV_{bucket}")
+            return kv
         await check_bucket_stream(
             self._js, f"KV_{bucket}", bucket_stream_config(spec, self.replicas, ttl)
         )
@@ -522,9 +526,12 @@ class Bus:
             store = await self._js.object_store(bucket)
         except (NotFoundError, nats.js.errors.BucketNotFoundError):
             with reserving(f"object store {bucket}", spec.max_bytes):
-                return await self._js.create_object_store(
+                store = await self._js.create_object_store(
                     bucket, object_store_config(bucket, spec, self.replicas)
                 )
+            if self.replicas > 1:
+                await wait_for_leader(self._js, f"OBJ_{bucket}")
+            return store
         await check_bucket_stream(
             self._js, f"OBJ_{bucket}", bucket_stream_config(spec, self.replicas, objects=True)
         )

@@ -15,6 +15,7 @@ JetStream can change in place.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
@@ -290,6 +291,19 @@ def reserving(name: str, max_bytes: int | None) -> Iterator[None]:
         ) from exc
 
 
+async def wait_for_leader(js: JetStreamContext, stream: str, timeout: float = 15.0) -> None:
+    """Until the replicated ``stream`` has elected a leader (a stream just created on a
+    cluster refuses its first writes until then); at once on a single server."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        info = await js.stream_info(stream)
+        if info.cluster is None or info.cluster.leader:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"stream {stream} has no leader after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> bool:
     """Create the stream if missing; return True if created. Raise on a conflicting config."""
     assert config.name is not None
@@ -298,6 +312,8 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> bool:
     except NotFoundError:
         with reserving(f"stream {config.name}", config.max_bytes):
             await js.add_stream(config)
+        if (config.num_replicas or 1) > 1:
+            await wait_for_leader(js, config.name)
         return True
     differences = _diff(info.config, config, _STREAM_FIELDS)
     if differences:
