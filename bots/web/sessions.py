@@ -102,6 +102,8 @@ class SessionSigner:
         except BadSignature as exc:
             raise InvalidSession("invalid session token") from exc
         valid_until = signed_at.timestamp() + self.max_age_seconds
+        if valid_until < now:
+            raise InvalidSession("session token expired")
         sender = data.get("s") if isinstance(data, dict) else None
         if not isinstance(sender, str) or not _SENDER.match(sender):
             raise InvalidSession("invalid session token")

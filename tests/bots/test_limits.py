@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
+import time
 
+import httpx
+import pytest
+
+from bots.identity import SiteUser
 from bots.web.ratelimit import BoundedMemoryStorage, Rate, RateLimited, RateLimits
 from bots.web.sessions import InvalidSession, SessionSigner
 from events.bus import Bus
@@ -154,6 +158,21 @@ def test_signer_rejects_other_secret_and_expired() -> None:
         assert "invalid" in str(exc)
     else:
         raise AssertionError("token of another secret accepted")
+
+
+def test_a_remembered_session_token_still_expires() -> None:
+    """Verified tokens are remembered for speed, never past their validity."""
+    signer = SessionSigner("secret-a", 60)
+    token, session = signer.issue()
+    assert signer.verify(token) == session
+    assert signer.verify(token) == session  # from memory
+    with pytest.raises(InvalidSession, match="expired"):
+        signer.verify(token, now=time.time() + 61)
+    user = SiteUser(subject="u1", name=None, email=None, expires_at=int(time.time()) + 30)
+    user_token, user_session = signer.issue(user=user)
+    assert signer.verify(user_token) == user_session
+    with pytest.raises(InvalidSession, match="expired"):
+        signer.verify(user_token, now=time.time() + 31)
 
 
 async def test_rate_limiter_window_slides() -> None:
