@@ -42,6 +42,9 @@ def register_commands() -> None:
     from frontdoor import cli_bench_analysis
 
     cli_bench_analysis.register(bench_app)
+    from frontdoor import cli_bench_claims
+
+    cli_bench_claims.register(bench_app)
     from frontdoor import cli_up
 
     cli_up.register(app)
