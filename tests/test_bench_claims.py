@@ -6,11 +6,12 @@ import json
 
 from typer.testing import CliRunner
 
-from frontdoor.cli import app
+from frontdoor import cli
 
 
 def test_bench_claims_prints_fresh_and_cached_costs() -> None:
-    result = CliRunner().invoke(app, ["bench", "claims", "--calls", "200", "--json"])
+    cli.register_commands()
+    result = CliRunner().invoke(cli.app, ["bench", "claims", "--calls", "200", "--json"])
     assert result.exit_code == 0, result.output
     numbers = json.loads(result.output)
     assert numbers["sign_us"] > numbers["sign_cached_us"] > 0
