@@ -48,6 +48,7 @@ from events.embedded import find_nats_server, free_port
 from events.envelope import Actor, Conversation, Envelope
 from events.payloads import Reply
 from events.streams import BUCKETS, OBJECT_STORES, REPLICAS_ENV, BusLimits
+from frontdoor.doctor import run_doctor
 from frontdoor.nats_deploy import SERVER_SECRET, SERVER_USERS, pod_host, render_helm_values
 from tests.claims import signed, signed_runner
 from tests.conftest import TEST_LIMITS
@@ -732,6 +733,12 @@ async def test_a_real_three_node_cluster_from_the_deploy_config(
                 assert info.config.num_replicas == 3, stream
                 assert info.cluster is not None and len(info.cluster.replicas or []) == 2, stream
             await _answered(gateway, 1)
+            # the operator's `frontdoor doctor` (user cli) finds every stream as Frontdoor wants it
+            report = await run_doctor(_cluster_url(nodes, "cli"), shown_url="the cluster")
+            checks = {c.name: c for c in report.checks}
+            assert checks["jetstream"].ok and "3 replica(s)" in checks["jetstream"].detail
+            streams = [c for c in report.checks if c.name.startswith("stream ")]
+            assert len(streams) == 3 and all(c.ok for c in streams), streams
 
             if shape == "compose":
                 info = await gateway.js.stream_info(subjects.EVENT_STREAM)
