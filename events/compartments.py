@@ -14,9 +14,11 @@ operator's commands) and may do exactly what its ``Compartment`` lists:
 - the gateway hears JetStream's advisory about intents nobody answered and dead-letters them.
 
 ``render_deploy_config()`` is ``deploy/nats/nats-server.conf`` (``frontdoor nats config``
-writes it; a test fails when the checked-in file differs), ``render_embedded_config()`` the
-configuration of the embedded server of ``frontdoor up`` (same users and permissions, generated
-passwords).
+writes it; a test fails when the checked-in file differs), ``render_cluster_config()`` one node of
+a JetStream cluster (``deploy/nats/nats-cluster.conf``, ``frontdoor nats config --cluster``),
+``render_accounts_conf()`` the accounts alone (what the Helm values of ``deploy/k8s/helm``
+include), ``render_embedded_config()`` the configuration of the embedded server of
+``frontdoor up`` (same users and permissions, generated passwords).
 """
 
 from __future__ import annotations
@@ -472,14 +474,102 @@ DEPLOY_HEADER: Final = """\
 """
 
 
+#: Where a deployed server listens: clients, monitoring (``/healthz``), routes between nodes.
+CLIENT_PORT: Final = 4222
+MONITOR_PORT: Final = 8222
+CLUSTER_PORT: Final = 6222
+#: The JetStream store of a deployed server, and its limit. Frontdoor's streams, buckets and
+#: object stores reserve about 8 GiB (``events.streams``); with replicas 3 every node of a
+#: three-node cluster holds a copy of each, so every node needs that much.
+STORE_DIR: Final = "/data/jetstream"
+MAX_FILE_STORE: Final = "10GB"
+#: The user the nodes of a cluster authenticate each other's routes with.
+ROUTE_USER: Final = "route"
+#: Environment variables of a cluster node's configuration (``render_cluster_config``).
+SERVER_NAME_VARIABLE: Final = "FD_NATS_SERVER_NAME"
+ROUTE_PASSWORD_VARIABLE: Final = "FD_NATS_ROUTE_PASSWORD"
+
+
+def route_url_variable(node: int) -> str:
+    """The environment variable holding the route URL of node ``node`` (1-based):
+    ``nats://route:<password>@<host>:6222`` (NATS does not expand variables inside a string, so
+    the URL with its password comes whole from the environment)."""
+    if node < 1:
+        raise ValueError(f"nodes are numbered from 1, not {node}")
+    return f"FD_NATS_ROUTE_URL_{node}"
+
+
+def render_accounts_conf() -> str:
+    """The ``accounts`` block and the system account of a deployment (passwords from the
+    environment): what ``nats-server.conf`` and a cluster node carry, and what the Helm values
+    include."""
+    return render_accounts(system_user=True) + "system_account: SYS\n"
+
+
 def render_deploy_config() -> str:
     """``deploy/nats/nats-server.conf``: passwords from the environment, a ``SYS`` account."""
     return (
         DEPLOY_HEADER
-        + "\nport: 4222\nhttp_port: 8222\nserver_name: frontdoor-nats\n\n"
-        + "jetstream {\n  store_dir: /data/jetstream\n  max_file_store: 10GB\n}\n\n"
-        + render_accounts(system_user=True)
-        + "system_account: SYS\n"
+        + f"\nport: {CLIENT_PORT}\nhttp_port: {MONITOR_PORT}\nserver_name: frontdoor-nats\n\n"
+        + f"jetstream {{\n  store_dir: {STORE_DIR}\n  max_file_store: {MAX_FILE_STORE}\n}}\n\n"
+        + render_accounts_conf()
+    )
+
+
+def _cluster_header(name: str, nodes: int) -> str:
+    return f"""\
+# NATS for Frontdoor, one node of the JetStream cluster {name!r} ({nodes} nodes): JetStream on, one
+# account, one user per component with least privilege (the users of nats-server.conf).
+# GENERATED from events/compartments.py: do not edit. Regenerate with
+#     frontdoor nats config --cluster {name} --nodes {nodes} -o deploy/nats/nats-cluster.conf
+# (tests/test_deploy_cluster.py fails when this file and the rendering differ, and runs it as a
+# real {nodes}-node cluster).
+# Every node runs this same file; its environment says which node it is:
+#   {SERVER_NAME_VARIABLE}     this node's name: unique, and the same at every start (its
+#                           JetStream store and its place in the cluster belong to it)
+#   {ROUTE_PASSWORD_VARIABLE}  the password of the routes between the nodes (user {ROUTE_USER!r})
+#   {route_url_variable(1)}..{nodes}  every node's route, nats://{ROUTE_USER}:<password>@<node>:{CLUSTER_PORT}
+#                           (a node skips the route to itself)
+#   FD_NATS_<USER>_PASSWORD each component's password, as for nats-server.conf
+# Check the syntax with:  nats-server -t -c deploy/nats/nats-cluster.conf
+"""
+
+
+def render_cluster_config(name: str = "frontdoor", nodes: int = 3) -> str:
+    """``deploy/nats/nats-cluster.conf``: one node of a ``nodes``-node JetStream cluster named
+    ``name`` (every node runs the same file; name, routes and passwords come from the
+    environment), with the users and permissions of ``render_deploy_config``.
+
+    Routes are authenticated (user ``route``). ``no_advertise`` keeps clients on the URLs they
+    were given: each of those carries the component's user and password, an advertised address
+    would not. A node being stopped with SIGUSR2 (lame duck mode) first hands its clients and
+    its stream leaders to the other nodes.
+    """
+    if not _TOKEN.match(name):
+        raise ValueError(f"invalid cluster name {name!r}: letters, digits, '_' and '-' only")
+    if nodes < 3:
+        raise ValueError(
+            f"a JetStream cluster needs at least 3 nodes to survive losing one, not {nodes}"
+        )
+    routes = "\n".join(f"    ${route_url_variable(i)}" for i in range(1, nodes + 1))
+    return (
+        _cluster_header(name, nodes)
+        + f"\nport: {CLIENT_PORT}\nhttp_port: {MONITOR_PORT}\n"
+        + f"server_name: ${SERVER_NAME_VARIABLE}\n"
+        + "# stopped with SIGUSR2 (lame duck mode), a node hands its clients and its stream\n"
+        + "# leaders to the others before it exits\n"
+        + "lame_duck_grace_period: 10s\nlame_duck_duration: 30s\n\n"
+        + f"jetstream {{\n  store_dir: {STORE_DIR}\n  max_file_store: {MAX_FILE_STORE}\n}}\n\n"
+        + "cluster {\n"
+        + f"  name: {name}\n"
+        + f"  port: {CLUSTER_PORT}\n"
+        + "  # clients keep to the URLs they were given, which carry their credentials\n"
+        + "  no_advertise: true\n"
+        + f"  authorization {{\n    user: {ROUTE_USER}\n"
+        + f"    password: ${ROUTE_PASSWORD_VARIABLE}\n  }}\n"
+        + f"  routes: [\n{routes}\n  ]\n"
+        + "}\n\n"
+        + render_accounts_conf()
     )
 
 

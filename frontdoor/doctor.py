@@ -66,9 +66,13 @@ async def run_doctor(url: str, *, shown_url: str, timeout: float = 5.0) -> Docto
             "jetstream",
             True,
             f"enabled: {account.streams} streams, {account.consumers} consumers, "
-            f"{account.storage} bytes stored",
+            f"{account.storage} bytes stored; streams wanted with {bus.replicas} replica(s) "
+            f"({bus.cluster_size} server(s) known)",
         )
-        for stream, line in (await describe_streams(bus.js, BusLimits())).items():
+        # the replicas Frontdoor's components choose for this server or cluster (or
+        # FRONTDOOR_NATS_REPLICAS), so a cluster's three replicas are no conflict
+        streams = await describe_streams(bus.js, BusLimits(), bus.replicas)
+        for stream, line in streams.items():
             report.add(f"stream {stream}", line.startswith("ok"), line)
         answers = await discover(bus, "PING")
         seen: dict[str, int] = {}

@@ -38,12 +38,15 @@ def _cli_commands() -> dict[str, object]:
     return dict(group.commands)  # type: ignore[attr-defined]
 
 
+#: The NATS cluster's nodes in docker-compose.yml (tests/test_deploy_cluster.py checks the cluster).
+NATS_NODES = ("nats-1", "nats-2", "nats-3")
+
+
 def test_compose_has_nats_postgres_gateway_and_every_service() -> None:
     services = _compose()["services"]
-    assert {"nats", "postgres", "gateway"} <= set(services)
-    assert "-js" in " ".join(services["nats"]["command"]) or "nats-server.conf" in " ".join(
-        services["nats"]["command"]
-    )
+    assert {*NATS_NODES, "postgres", "gateway"} <= set(services)
+    for node in NATS_NODES:
+        assert "nats-cluster.conf" in " ".join(services[node]["command"]), node
     for name in ["gateway", *service_names()]:
         assert name in services, f"docker-compose.yml has no {name} service"
         assert services[name]["command"] == [name]
@@ -76,10 +79,14 @@ def test_dockerfile_is_multistage_non_root_and_runs_an_existing_command() -> Non
     assert len(re.findall(r"^FROM ", text, flags=re.M)) >= 2, "multi-stage build expected"
     user = re.findall(r"^USER (\S+)", text, flags=re.M)
     assert user and not user[-1].startswith(("root", "0")), "must run as a non-root user"
-    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, flags=re.M).group(1))
+    entrypoint_line = re.search(r"^ENTRYPOINT (.+)$", text, flags=re.M)
+    assert entrypoint_line, "the Dockerfile has no ENTRYPOINT"
+    entrypoint = json.loads(entrypoint_line.group(1))
     assert entrypoint[0] == "frontdoor"
     assert entrypoint[1] in _cli_commands(), f"`frontdoor {entrypoint[1]}` does not exist"
-    cmd = json.loads(re.search(r"^CMD (.+)$", text, flags=re.M).group(1))
+    cmd_line = re.search(r"^CMD (.+)$", text, flags=re.M)
+    assert cmd_line, "the Dockerfile has no CMD"
+    cmd = json.loads(cmd_line.group(1))
     assert cmd == ["gateway"]
     for copied in re.findall(r"^COPY (\w+) \./\1$", text, flags=re.M):
         assert (ROOT / copied).is_dir(), copied
@@ -120,10 +127,11 @@ def test_nats_config_is_valid_and_has_a_user_per_component() -> None:
 def test_compose_runs_a_nats_server_past_the_known_advisories() -> None:
     """nats:2.12 follows the 2.12 patches (2.12.6+ fixes GHSA-9983-vrx2-fg9c); the 2.10 line
     has no fix for it."""
-    image = _compose()["services"]["nats"]["image"]
-    version = re.match(r"nats:(\d+)\.(\d+)", image)
-    assert version, image
-    assert (int(version.group(1)), int(version.group(2))) >= (2, 12), image
+    for node in NATS_NODES:
+        image = _compose()["services"][node]["image"]
+        version = re.match(r"nats:(\d+)\.(\d+)", image)
+        assert version, image
+        assert (int(version.group(1)), int(version.group(2))) >= (2, 12), image
 
 
 def test_compose_has_no_default_password_and_says_what_to_set() -> None:
@@ -135,8 +143,12 @@ def test_compose_has_no_default_password_and_says_what_to_set() -> None:
         assert var in message, f"the message of ${{{var}}} must name it"
     assert not re.search(r"PASSWORD\w*:-", text), "a password has a default"
     conf = (DEPLOY / "nats" / "nats-server.conf").read_text()
-    wanted = set(re.findall(r"\$(FD_NATS_\w+_PASSWORD)", conf))
-    assert set(_compose()["services"]["nats"]["environment"]) == wanted
+    cluster_conf = (DEPLOY / "nats" / "nats-cluster.conf").read_text()
+    wanted = set(re.findall(r"\$(FD_NATS_\w+_PASSWORD)", cluster_conf))
+    assert set(re.findall(r"\$(FD_NATS_\w+_PASSWORD)", conf)) <= wanted
+    for node in NATS_NODES:
+        env = _compose()["services"][node]["environment"]
+        assert {name for name in env if name.endswith("_PASSWORD")} == wanted, node
 
 
 def test_k8s_does_not_run_without_its_secrets_and_the_example_has_no_usable_value() -> None:
