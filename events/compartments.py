@@ -66,6 +66,8 @@ SERVICE_CALLS: Final[Mapping[str, tuple[str, ...]]] = {
 #: Services that read the event bus (a JetStream consumer on FD_EVENTS). Consumers may deliver
 #: to any subject, so no other service may create one.
 SERVICES_READING_EVENTS: Final = ("management", "analysis", "generative")
+#: Services with a database (SQLite by default): they look for another instance of their own.
+SERVICES_ON_SQLITE: Final = ("management", "marketing")
 #: Bucket streams: KV buckets and object stores (``KV_<bucket>``, ``OBJ_<bucket>``).
 GATEWAY_KV: Final = (
     subjects.CONVERSATIONS_BUCKET,
@@ -317,13 +319,15 @@ def _service(name: str) -> Compartment:
     ]
     if name in SERVICES_READING_EVENTS:
         publish.append(_read_events())
-    if name == "management":
+    if name in SERVICES_ON_SQLITE:
         publish.append(
             Grant(
-                "$SRV discovery (services_status; another instance before using SQLite)",
-                ("$SRV.STATS", "$SRV.PING.management"),
+                "$SRV discovery of its own instances (another one before using SQLite)",
+                (f"$SRV.PING.{name}",),
             )
         )
+    if name == "management":
+        publish.append(Grant("$SRV discovery (services_status)", ("$SRV.STATS",)))
     if name == "analysis":
         publish.extend((_objects(subjects.CHARTS_BUCKET), _stream_lookup()))
     if calls := SERVICE_CALLS.get(name):

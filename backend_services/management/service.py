@@ -20,9 +20,9 @@ from backend_services.management.outbox import outbox_of
 from backend_services.management.settings import ManagementSettings
 from backend_services.management.sla import SLA_NAMESPACE, SlaChecker, system_event
 from backend_services.runtime import ServiceContext
+from backend_services.runtime.instances import refuse_a_second_sqlite_instance
 from backend_services.runtime.outbox import OutboxRelay
 from events.errors import StartupRefused
-from events.micro import discover
 
 __all__ = ["bootstrap_admins", "service"]
 
@@ -76,7 +76,13 @@ async def start(ctx: ServiceContext) -> None:
     settings = settings_from(ctx)
     db = Database(settings.resolved_database_url())
     if db.backend == "sqlite":
-        await _refuse_a_second_sqlite_instance(ctx, db)
+        try:
+            await refuse_a_second_sqlite_instance(
+                ctx, "FRONTDOOR_DATABASE_URL (or FRONTDOOR_MANAGEMENT_DATABASE_URL)"
+            )
+        except StartupRefused:
+            await db.dispose()
+            raise
     await db.migrate()
     st = ManagementState(
         settings=settings,
@@ -109,19 +115,6 @@ def _defaults(settings: ManagementSettings, which: str) -> dict[str, int]:
     from backend_services.management.settings import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
 
     return dict(DEFAULT_FIRST_RESPONSE if which == "first" else DEFAULT_RESOLUTION)
-
-
-async def _refuse_a_second_sqlite_instance(ctx: ServiceContext, db: Database) -> None:
-    """SQLite serves one process: a second management instance needs PostgreSQL."""
-    others = await discover(ctx.bus, "PING", "management")
-    if others:
-        await db.dispose()
-        raise StartupRefused(
-            f"{len(others)} management instance(s) already run, and this one would use SQLite, "
-            "which serves one process only: to run several, set FRONTDOOR_DATABASE_URL (or "
-            "FRONTDOOR_MANAGEMENT_DATABASE_URL) to a PostgreSQL database "
-            "(postgresql+asyncpg://user:password@host/db)"
-        )
 
 
 @service.on_shutdown

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from backend_services.marketing.domain_events import (
@@ -47,6 +48,7 @@ from backend_services.marketing.models import (
 from backend_services.marketing.settings import MarketingSettings
 from backend_services.marketing.store import Campaign, Conflict, Lead, MarketingStore, NotFound
 from backend_services.runtime import HandlerContext, HandlerError, Service, ServiceContext
+from backend_services.runtime.instances import refuse_a_second_sqlite_instance
 from backend_services.runtime.outbox import OutboxRelay
 from events.envelope import SYSTEM_ACTOR, Conversation, Envelope
 
@@ -211,7 +213,12 @@ async def _scheduler(ctx: ServiceContext, interval: float) -> None:
 async def open_store(ctx: ServiceContext) -> None:
     """Open the database (create tables) and start the campaign scheduler."""
     settings = ctx.settings if isinstance(ctx.settings, MarketingSettings) else MarketingSettings()
-    store = await MarketingStore.open(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    if make_url(url).get_backend_name() == "sqlite":
+        await refuse_a_second_sqlite_instance(
+            ctx, "FRONTDOOR_DATABASE_URL (or FRONTDOOR_MARKETING_DATABASE_URL)"
+        )
+    store = await MarketingStore.open(url)
     ctx.state["store"] = store
     relay = OutboxRelay(ctx.bus, store.unpublished, store.mark_published, clock=ctx.now)
     await relay.start()
