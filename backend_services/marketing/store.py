@@ -26,7 +26,6 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -39,6 +38,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from backend_services.marketing.lifecycle import next_status
 from backend_services.marketing.models import SegmentRule
+from backend_services.runtime import outbox_sql
 from backend_services.runtime.outbox import envelopes_from_json, envelopes_json
 from backend_services.runtime.sql import UTCDateTime, create_engine
 from events.envelope import Envelope
@@ -258,28 +258,12 @@ class MarketingStore:
     ) -> list[tuple[str, list[Envelope]]]:
         """Outbox entries not marked published, oldest first."""
         async with self._sessions() as session:
-            rows = await session.execute(
-                select(ProcessedRequest.request_id, ProcessedRequest.result)
-                .where(
-                    ProcessedRequest.published_at.is_(None),
-                    ProcessedRequest.created_at < older_than,
-                )
-                .order_by(ProcessedRequest.created_at)
-                .limit(limit)
-            )
-            return [
-                (rid, envelopes_from_json((result or {}).get("envelopes")))
-                for rid, result in rows.all()
-            ]
+            return await outbox_sql.fetch_unpublished(session, ProcessedRequest, older_than, limit)
 
     async def mark_published(self, request_ids: list[str], now: datetime) -> None:
         """Mark outbox entries published."""
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(ProcessedRequest)
-                .where(ProcessedRequest.request_id.in_(request_ids))
-                .values(published_at=now)
-            )
+            await outbox_sql.mark_published(session, ProcessedRequest, request_ids, now)
 
     # -- campaigns -----------------------------------------------------------------------------
 
