@@ -25,7 +25,7 @@ async def test_a_second_instance_on_sqlite_is_refused_with_the_reason(
     await first.start()
     try:
         second = signed_runner(service, bus, settings=_settings(tmp_path / "b.db"), instance="b")
-        with pytest.raises(StartupRefused, match="MARKETING_DATABASE_URL.*PostgreSQL"):
+        with pytest.raises(StartupRefused, match=r"MARKETING_DATABASE_URL.*PostgreSQL"):
             await second.start()
         assert len(await discover(bus, "PING", "marketing")) == 1
     finally:
