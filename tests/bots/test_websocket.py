@@ -206,3 +206,33 @@ async def test_slow_turn_gets_working_note_then_answer(bus: Bus, echo_runner: ob
         ]
     finally:
         await live.stop()
+
+
+@pytest.mark.parametrize("wait_for_ack", [False, True])
+async def test_a_message_resent_after_the_socket_closed_mid_turn_is_answered_once(
+    bus: Bus, echo_runner: object, wait_for_ack: bool
+) -> None:
+    """The socket closes between sending and the reply; the page reconnects with ``since`` and
+    resends the same ``client_id``, as the docs say: the answer comes once, on the new socket."""
+    live = await start_gateway(bus, ScriptedDialogue(), slow_turn_seconds=5.0)
+    try:
+        s = await session(live)
+        async with ws_session(live.ws_url, s["token"]) as ws:
+            hello = json.loads(await ws.recv())
+            frame = {"type": "message", "text": "slow 1", "client_id": "c-1"}
+            await ws.send(json.dumps(frame))
+            if wait_for_ack:
+                await frames_until(ws, lambda f, _o: f["type"] == "ack")
+        async with ws_session(live.ws_url, s["token"], since=hello["last_seq"]) as ws2:
+            await ws2.recv()
+            await ws2.send(json.dumps(frame))
+            got = replies(await frames_until(ws2, lambda _f, out: len(replies(out)) == 1))
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(1.5):
+                    while True:
+                        extra = json.loads(await ws2.recv())
+                        if extra["type"] == "reply":
+                            raise AssertionError(f"answered twice: {extra}")
+        assert [r["text"] for r in got] == ["Done after 1 s"]
+    finally:
+        await live.stop()
