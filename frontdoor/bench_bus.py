@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import statistics
 import tempfile
 import time
@@ -37,6 +36,7 @@ from events.claims import ClaimIssuer, ClaimVerifier, KeyRing, SigningKey
 from events.compartments import BENCH_SERVICE
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
+from frontdoor.proc_cpu import process_cpu_seconds
 from frontdoor.settings import redact_url
 
 T = TypeVar("T")
@@ -136,16 +136,6 @@ async def measure_publish(bus: Bus, events: int, window: int) -> tuple[float, fl
     return elapsed, events / elapsed
 
 
-def _process_cpu_seconds(pid: int) -> float | None:
-    """User+system CPU seconds of another process (Linux ``/proc``); ``None`` elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
 class ReplyWaiter(Generic[T]):
     """One ordered tail of replies matching ``filter_subject``, resolving the future of each
     correlation id with ``resolve(envelope)`` (an exception ``resolve`` raises fails it)."""
@@ -218,7 +208,7 @@ async def measure_latency(
             await bus.publish(env)
             samples.append((await answered - sent) * 1000)
 
-    server_cpu = _process_cpu_seconds(server_pid) if server_pid else None
+    server_cpu = process_cpu_seconds(server_pid) if server_pid else None
     cpu = time.process_time()
     start = clock()
     # One deadline for the level instead of a timer per request (the driver's CPU counts too).
@@ -226,7 +216,7 @@ async def measure_latency(
         await asyncio.gather(*(client() for _ in range(in_flight)))
     elapsed = clock() - start
     cpu = time.process_time() - cpu
-    server_after = _process_cpu_seconds(server_pid) if server_pid else None
+    server_after = process_cpu_seconds(server_pid) if server_pid else None
     samples.sort()
     done = len(samples)
     return LatencyResult(

@@ -39,6 +39,7 @@ import typer
 
 from events.embedded import free_port
 from events.errors import FrontdoorError
+from frontdoor.proc_cpu import tree_cpu_by_role
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class ChannelStats:
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     cpu_s: float | None = None
+    #: CPU seconds of the measured turns by process role (``proc_cpu.process_role``)
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
     by_turn: dict[str, list[float]] = field(default_factory=dict)
 
     def ok(self, turn: ScriptTurn, took: float) -> None:
@@ -132,6 +135,11 @@ class ChannelStats:
             "stack_cpu_ms_per_turn": (
                 round(self.cpu_s * 1000 / turns, 3) if self.cpu_s is not None and turns else None
             ),
+            "cpu_ms_per_turn_by_process": {
+                role: round(cpu * 1000 / turns, 3) for role, cpu in sorted(self.cpu_by_role.items())
+            }
+            if turns
+            else {},
             "all_answered": self.unanswered == 0 and len(lat) == turns,
             "p99_ms_by_turn": {
                 text: round(sorted(xs)[round(0.99 * (len(xs) - 1))] * 1000, 1)
@@ -312,13 +320,16 @@ async def _run_channel(
         await asyncio.gather(*tasks)  # raises the conversation's error
         raise
     phases.warm.elapsed = time.perf_counter() - warm_start
-    cpu_before = _cpu_seconds(stack_pids)
+    cpu_before = tree_cpu_by_role(stack_pids) if stack_pids else None
     start = time.perf_counter()
     await asyncio.gather(*tasks)
     phases.measured.elapsed = time.perf_counter() - start
-    cpu_after = _cpu_seconds(stack_pids)
+    cpu_after = tree_cpu_by_role(stack_pids) if stack_pids else None
     if cpu_before is not None and cpu_after is not None:
-        phases.measured.cpu_s = cpu_after - cpu_before
+        phases.measured.cpu_by_role = {
+            role: cpu - cpu_before.get(role, 0.0) for role, cpu in cpu_after.items()
+        }
+        phases.measured.cpu_s = sum(phases.measured.cpu_by_role.values())
     return [
         phases.warm.summary(conversations * len(SCRIPT)),
         phases.measured.summary(conversations * turns),
@@ -327,21 +338,8 @@ async def _run_channel(
 
 def _cpu_seconds(pids: list[int] | None) -> float | None:
     """CPU time (user + system) of processes ``pids`` and their children alive now (Linux)."""
-    if not pids:
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    todo = list(pids)
-    try:
-        while todo:
-            p = todo.pop()
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    except (OSError, ValueError, IndexError):
-        return None
-    return total
+    by_role = tree_cpu_by_role(pids) if pids else None
+    return sum(by_role.values()) if by_role is not None else None
 
 
 async def run_bench(
@@ -519,7 +517,15 @@ def register(bench_app: typer.Typer) -> None:
                     f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms; answered "
                     f"{r['answered']}/{r['turns']}"
                     + (f"; stack CPU {cpu} ms/turn" if cpu is not None else "")
+                    + _by_process(r["cpu_ms_per_turn_by_process"])
                     + (f" (failures: {r['errors']})" if r["errors"] else "")
                 )
         if not all(r["all_answered"] for r in results):
             raise typer.Exit(1)
+
+
+def _by_process(cpu_ms: dict[str, float]) -> str:
+    """`` (nats-server 0.4, up 1.9)``: CPU ms per turn of each process role, when measured."""
+    if not cpu_ms:
+        return ""
+    return " (" + ", ".join(f"{role} {ms}" for role, ms in cpu_ms.items()) + ")"

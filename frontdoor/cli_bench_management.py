@@ -32,8 +32,9 @@ from events.claims import ClaimIssuer, KeyRing, SigningKey, system_actor
 from events.embedded import EmbeddedNats, free_port
 from events.envelope import Actor, Conversation, Envelope
 from events.micro import ServiceClient
-from frontdoor.bench_bus import ReplyWaiter, _process_cpu_seconds
+from frontdoor.bench_bus import ReplyWaiter
 from frontdoor.eventloop import run
+from frontdoor.proc_cpu import process_cpu_seconds
 
 CHANNEL: Final = "web"
 #: The bench channel's replies: each intent's reply payload, by correlation id.
@@ -100,11 +101,11 @@ async def _phase(
             await make()
             samples.append((time.perf_counter() - sent) * 1000)
 
-    cpu0 = _process_cpu_seconds(pid)
+    cpu0 = process_cpu_seconds(pid)
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
-    cpu1 = _process_cpu_seconds(pid)
+    cpu1 = process_cpu_seconds(pid)
     samples.sort()
     cpu = (cpu1 - cpu0) * 1000 / len(calls) if cpu0 is not None and cpu1 is not None else None
     return PhaseResult(
