@@ -11,11 +11,13 @@ room for it, and stores the new count only if nobody wrote the key since it was 
 (otherwise it reads again and decides again), so replicas never admit more together than one
 would alone.
 
-Each process remembers the last revision it read or wrote of a key (a bounded cache): a hit
-first tries to write on that revision, so a key one replica keeps hitting costs one round trip;
-a refusal decided on the remembered state costs none (counts only grow within a window, so
-the stored count is at least the remembered one). Concurrent hits of one key in one process
-take turns, so they never conflict with each other.
+Each process remembers the last revision it wrote of a key (a bounded cache): a hit first
+tries to write on that revision, so a key one replica keeps hitting costs one round trip, and a
+refusal decided on the remembered state costs none (counts only grow within a window, so the
+stored count is at least the remembered one). A key that other processes write too (a caller
+spread over replicas by the load balancer) is read before each write instead: two round trips,
+until a read finds that nobody else wrote it since. Hits of one key that wait in one process
+are decided together in one write, so they never conflict with each other.
 
 A KV operation that fails or takes longer than ``timeout`` raises ``CountersUnavailable``;
 the caller decides whether to fail open (the gateway counts in its own memory meanwhile).
@@ -127,10 +129,12 @@ class _State:
 
 @dataclass(frozen=True)
 class _Known:
-    """A key's state at ``revision`` (0: the key did not exist)."""
+    """A key's state at ``revision`` (0: the key did not exist); ``contended``: another
+    process wrote it too lately, so the next hit reads it before writing."""
 
     revision: int
     state: _State
+    contended: bool = False
 
 
 _ABSENT = _Known(0, _State(0, 0, 0))
@@ -234,10 +238,16 @@ class SharedCounters:
         batch: list[tuple[int, asyncio.Future[tuple[bool, WindowCount]]]],
     ) -> None:
         """Admit the hits of ``batch`` in order while they fit, and store them in one write."""
-        known = self._known.get(key)
+        cached = self._known.get(key)
+        known = cached if cached is not None and not cached.contended else None
+        contended = False
         for attempt in range(_MAX_ATTEMPTS):
+            fresh = known is None
             if known is None:
                 known = await self._read(key)
+                if attempt == 0 and cached is not None:
+                    # still contended while someone else wrote since this process did
+                    contended = known.revision != cached.revision
             now = self.clock()
             counts = known.state.at(now, seconds)
             verdicts: list[tuple[bool, WindowCount]] = []
@@ -247,15 +257,19 @@ class SharedCounters:
                     counts = WindowCount(seconds, now, counts.previous, counts.current + amount)
                 verdicts.append((admitted, counts))
             state = _State(counts.window, counts.previous, counts.current)
-            if state != known.state.shifted(counts.window):
+            if state == known.state.shifted(counts.window):  # all refused: nothing to write
+                self._keep(key, _Known(known.revision, known.state, contended))
+            else:
                 revision = await self._write(key, state, known.revision)
                 if revision is None:
                     self.conflicts += 1
-                    known = None
-                    # both writers retrying in step would keep colliding
+                    contended, known = True, None
+                    if not fresh:
+                        continue  # the remembered revision was old: read, then try again
+                    # two writers retrying in step would keep colliding
                     await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))
                     continue
-                self._keep(key, _Known(revision, state))
+                self._keep(key, _Known(revision, state, contended))
             for (_, decided), verdict in zip(batch, verdicts, strict=True):
                 if not decided.done():
                     decided.set_result(verdict)
@@ -280,7 +294,6 @@ class SharedCounters:
                 known = _ABSENT
             else:
                 known = _Known(int(entry.revision), _State.decode(bytes(entry.value)))
-        self._keep(key, known)
         return known
 
     async def _write(self, key: str, state: _State, revision: int) -> int | None:
@@ -291,12 +304,12 @@ class SharedCounters:
                 return int(await self._call(self._kv.create(key, state.encode())))
             return int(await self._call(self._kv.update(key, state.encode(), last=revision)))
         except nats.js.errors.KeyWrongLastSequenceError:
-            self._known.pop(key, None)
             return None
 
     async def _call(self, op: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(op, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await op
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyWrongLastSequenceError):
             raise
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
