@@ -267,7 +267,7 @@ class SharedCounters:
                     if not fresh:
                         continue  # the remembered revision was old: read, then try again
                     # two writers retrying in step would keep colliding
-                    await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))
+                    await asyncio.sleep(random.uniform(0, 0.0005 * (attempt + 1)))
                     continue
                 self._keep(key, _Known(revision, state, contended))
             for (_, decided), verdict in zip(batch, verdicts, strict=True):

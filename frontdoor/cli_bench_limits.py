@@ -6,8 +6,9 @@ hit and one such request with ``FRONTDOOR_RATE_LIMIT_STORAGE=memory`` and ``=nat
 private embedded nats-server), one at a time: latency p50/p99 and CPU per request, this
 process's and the nats-server's. With ``nats`` it also measures a caller whose requests
 alternate between two gateways (every write then finds the key moved by the other and reads
-it again), and ``--in-flight`` requests at once on one gateway, of many callers (their KV
-operations share socket writes) and of one caller (its hits share one KV write per batch).
+it again, before writing it), and ``--in-flight`` requests at once, of many callers (their KV
+operations share socket writes), of one caller (its hits share one KV write per batch), and
+of many callers alternating between two gateways.
 """
 
 from __future__ import annotations
@@ -84,14 +85,14 @@ async def _measure(
 
 
 async def _in_flight(
-    guard: EdgeGuard, n: int, in_flight: int, keys: int, server_pid: int | None
+    op: Callable[[int], Awaitable[None]], n: int, in_flight: int, server_pid: int | None
 ) -> dict[str, float]:
-    """``n`` requests of ``keys`` callers, ``in_flight`` at a time: requests/s and CPU each."""
+    """``n`` calls, ``in_flight`` at a time: calls/s and CPU each."""
     sem = asyncio.Semaphore(in_flight)
 
     async def one(i: int) -> None:
         async with sem:
-            await _request(guard, i, keys)
+            await op(i)
 
     server0 = _process_cpu_seconds(server_pid) if server_pid else None
     cpu0, started = time.process_time(), time.perf_counter()
@@ -129,14 +130,17 @@ async def run_bench(requests: int, keys: int, in_flight: int) -> dict[str, Any]:
                 async def request(i: int, guard: EdgeGuard = guard) -> None:
                     await _request(guard, i, keys)
 
+                async def one_caller(i: int, guard: EdgeGuard = guard) -> None:
+                    await _request(guard, 0, 1)
+
                 result[storage] = {
                     "hit": await _measure(hit, requests, pid),
                     "request": await _measure(request, requests, pid),
                     f"request_{in_flight}_in_flight": await _in_flight(
-                        guard, requests, in_flight, keys, pid
+                        request, requests, in_flight, pid
                     ),
                     f"request_{in_flight}_in_flight_one_caller": await _in_flight(
-                        guard, requests, in_flight, 1, pid
+                        one_caller, requests, in_flight, pid
                     ),
                 }
             first, second = _guard(one, "nats"), _guard(two, "nats")
@@ -151,6 +155,11 @@ async def run_bench(requests: int, keys: int, in_flight: int) -> dict[str, Any]:
             lost = await _conflicts(first) + await _conflicts(second) - before
             measured["conflicts_per_request"] = round(lost / requests, 2)
             result["nats"]["request_alternating_2_gateways"] = measured
+            before = await _conflicts(first) + await _conflicts(second)
+            measured = await _in_flight(alternating, requests, in_flight, server.pid)
+            lost = await _conflicts(first) + await _conflicts(second) - before
+            measured["conflicts_per_request"] = round(lost / requests, 2)
+            result["nats"][f"request_{in_flight}_in_flight_alternating"] = measured
             return result
         finally:
             await two.close()
@@ -160,11 +169,17 @@ async def run_bench(requests: int, keys: int, in_flight: int) -> dict[str, Any]:
 
 def _line(name: str, m: dict[str, float]) -> str:
     server = f", nats-server {m['nats_server_cpu_us']:.0f} µs" if "nats_server_cpu_us" in m else ""
+    conflicts = (
+        f", {m['conflicts_per_request']:.2f} lost writes" if "conflicts_per_request" in m else ""
+    )
     if "requests_per_s" in m:
-        return f"  {name}: {m['requests_per_s']:,.0f}/s, CPU {m['cpu_us']:.0f} µs each{server}"
+        return (
+            f"  {name}: {m['requests_per_s']:,.0f}/s, CPU {m['cpu_us']:.0f} µs each"
+            f"{server}{conflicts}"
+        )
     return (
         f"  {name}: p50 {m['p50_us']:.0f} µs, p99 {m['p99_us']:.0f} µs, "
-        f"CPU {m['cpu_us']:.0f} µs{server}"
+        f"CPU {m['cpu_us']:.0f} µs{server}{conflicts}"
     )
 
 
