@@ -198,32 +198,25 @@ class RateLimits:
 
     async def hit(self, rate: Rate, key: str) -> None:
         """Count one event of ``key`` against ``rate``; ``RateLimited`` when it is over."""
-        if self.fallback is not None and self._paused():
-            return await self.fallback.hit(rate, key)
-        try:
-            if await self._strategy.hit(rate.item(), rate.name, key):
-                self._recovered()
-                return
-            refusal = await self._refusal(rate, key)
-        except self._unavailable as exc:
-            self._lost(exc)
-            assert self.fallback is not None
-            return await self.fallback.hit(rate, key)
-        raise refusal
+        await self._ask(rate, key, count=True)
 
     async def check(self, rate: Rate, key: str) -> None:
         """``RateLimited`` when ``key`` has no room left under ``rate`` (counts nothing)."""
+        await self._ask(rate, key, count=False)
+
+    async def _ask(self, rate: Rate, key: str, *, count: bool) -> None:
         if self.fallback is not None and self._paused():
-            return await self.fallback.check(rate, key)
+            return await self.fallback._ask(rate, key, count=count)
+        ask = self._strategy.hit if count else self._strategy.test
         try:
-            if await self._strategy.test(rate.item(), rate.name, key):
+            if await ask(rate.item(), rate.name, key):
                 self._recovered()
                 return
             refusal = await self._refusal(rate, key)
         except self._unavailable as exc:
             self._lost(exc)
             assert self.fallback is not None
-            return await self.fallback.check(rate, key)
+            return await self.fallback._ask(rate, key, count=count)
         raise refusal
 
     async def hit_and_check(self, counted: Rate, checked: Rate, key: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import nats
 import pytest
+from httpx import Response
 
 from bots.web.ratelimit import BoundedMemoryStorage, Rate, RateLimited, RateLimits
 from bots.web.settings import WebSettings
@@ -22,7 +23,7 @@ from events.counters import CountersUnavailable, SharedCounters, counter_key
 from events.embedded import EmbeddedNats
 from tests.conftest import TEST_LIMITS
 
-from .conftest import ScriptedDialogue, start_gateway
+from .conftest import LiveServer, ScriptedDialogue, start_gateway
 from .web_clients import guest_client
 
 
@@ -61,6 +62,20 @@ async def refused(limits: RateLimits, rate: Rate, key: str) -> RateLimited | Non
     return None
 
 
+async def alternate(first: LiveServer, second: LiveServer, messages: int) -> list[Response]:
+    """A guest's messages sent to one gateway, then the other, and so on."""
+    answers = []
+    async with guest_client(first.url) as guest:
+        for i in range(messages):
+            live = (first, second)[i % 2]
+            answers.append(
+                await guest.client.post(
+                    f"{live.url}/webhooks/rest/webhook", json={"message": f"m{i}"}
+                )
+            )
+    return answers
+
+
 async def test_a_caller_alternating_between_two_gateways_gets_its_limit_once(
     bus: Bus, second_bus: Bus
 ) -> None:
@@ -69,17 +84,10 @@ async def test_a_caller_alternating_between_two_gateways_gets_its_limit_once(
         second_bus, ScriptedDialogue(), rate_limit=4, rate_limit_storage="nats"
     )
     try:
-        async with guest_client(first.url) as guest:
-            codes = []
-            for i in range(6):
-                live = (first, second)[i % 2]
-                r = await guest.client.post(
-                    f"{live.url}/webhooks/rest/webhook", json={"message": f"m{i}"}
-                )
-                codes.append(r.status_code)
-            assert codes == [200, 200, 200, 200, 429, 429]
-            assert r.json()["limit"] == "caller"
-            assert 1 <= int(r.headers["Retry-After"]) <= 11
+        answers = await alternate(first, second, 6)
+        assert [r.status_code for r in answers] == [200, 200, 200, 200, 429, 429]
+        assert answers[-1].json()["limit"] == "caller"
+        assert 1 <= int(answers[-1].headers["Retry-After"]) <= 11
     finally:
         await first.stop()
         await second.stop()
@@ -90,15 +98,7 @@ async def test_in_memory_each_gateway_counts_on_its_own(bus: Bus, second_bus: Bu
     first = await start_gateway(bus, ScriptedDialogue(), rate_limit=2)
     second = await start_gateway(second_bus, ScriptedDialogue(), rate_limit=2)
     try:
-        async with guest_client(first.url) as guest:
-            codes = []
-            for i in range(4):
-                live = (first, second)[i % 2]
-                r = await guest.client.post(
-                    f"{live.url}/webhooks/rest/webhook", json={"message": f"m{i}"}
-                )
-                codes.append(r.status_code)
-            assert codes == [200, 200, 200, 200]
+        assert [r.status_code for r in await alternate(first, second, 4)] == [200] * 4
     finally:
         await first.stop()
         await second.stop()
