@@ -67,6 +67,8 @@ BUCKETS: dict[str, BucketSpec] = {
     subjects.DELIVERED_BUCKET: BucketSpec(256 * MIB, ttl=DAY),
     subjects.HANDOFFS_BUCKET: BucketSpec(64 * MIB, ttl=90 * DAY, max_value_size=64 * KIB),
     subjects.MODELS_POINTER_BUCKET: BucketSpec(16 * MIB, history=10),
+    # rate-limit counters: a key outlives its longest window (1 h) and the one before it
+    subjects.LIMITS_BUCKET: BucketSpec(128 * MIB, ttl=2 * 3600.0, max_value_size=256),
 }
 #: Every object store, with its limits.
 OBJECT_STORES: dict[str, BucketSpec] = {

@@ -43,6 +43,8 @@ SLACK_THREADS_BUCKET: Final = "fd_slack_threads"
 DELIVERED_BUCKET: Final = "fd_delivered"
 #: Human hand-offs: conversation <-> Slack support thread, and who owns the conversation.
 HANDOFFS_BUCKET: Final = "fd_handoffs"
+#: Rate-limit counters shared by every gateway replica (``events.counters``).
+LIMITS_BUCKET: Final = "fd_limits"
 
 #: Seconds within which a re-published envelope id is dropped (Slack retries for ~5 minutes).
 DUPLICATE_WINDOW_SECONDS: Final = 15 * 60

@@ -45,6 +45,9 @@ def register_commands() -> None:
     from frontdoor import cli_bench_claims
 
     cli_bench_claims.register(bench_app)
+    from frontdoor import cli_bench_limits
+
+    cli_bench_limits.register(bench_app)
     from frontdoor import cli_up
 
     cli_up.register(app)

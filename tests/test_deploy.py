@@ -212,3 +212,15 @@ def test_the_claims_keys_and_the_session_secret_reach_exactly_who_needs_them() -
             assert "FRONTDOOR_CLAIMS_PUBLIC_KEYS_FILE" in env
             assert "FRONTDOOR_CLAIMS_SIGNING_KEY_FILE" not in env
             assert "secret" not in volumes["claims"]
+
+
+def test_replicated_gateways_share_their_rate_limits() -> None:
+    """Compose and Kubernetes count rate limits in NATS KV (``frontdoor up`` keeps memory)."""
+    gateway_env = _compose()["services"]["gateway"]["environment"]
+    assert gateway_env["FRONTDOOR_RATE_LIMIT_STORAGE"] == "nats"
+    docs = _k8s_docs()
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert config["data"]["FRONTDOOR_RATE_LIMIT_STORAGE"] == "nats"
+    gateway = next(d for d in docs if d["metadata"]["name"] == "frontdoor-gateway")
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]

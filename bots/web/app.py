@@ -42,6 +42,7 @@ from bots.web.ratelimit import RateLimited
 from bots.web.rest import RestChannel, rest_router
 from bots.web.sessions import InvalidSession, Session, SessionSigner
 from bots.web.settings import WebSettings
+from bots.web.shared_limits import rate_limits_for
 from bots.web.text import EdgeText
 from bots.web.websocket import websocket_router
 from events import subjects
@@ -95,8 +96,9 @@ class Gateway:
         self.signer = SessionSigner(
             settings.session_secret.get_secret_value(), settings.session_max_age_seconds
         )
-        #: rate limits by client address and by caller (``bots.web.guard``)
-        self.guard = EdgeGuard(settings)
+        #: rate limits by client address and by caller (``bots.web.guard``), in this process
+        #: or shared by every replica (``FRONTDOOR_RATE_LIMIT_STORAGE``)
+        self.guard = EdgeGuard(settings, rate_limits_for(settings, bus))
         #: unexpected errors, logged once and compactly (``bots.web.errors``)
         self.errors = ErrorReporter()
         #: open WebSockets: in all and per client address (``FRONTDOOR_WS_MAX_CONNECTIONS*``)
@@ -112,6 +114,7 @@ class Gateway:
     async def start(self) -> None:
         """Start following the bus (roles, hand-offs, replies) and the extra hooks."""
         await self.roles.start()
+        await self.guard.limits.start()
         # REST replies are handed out once, whichever replica the caller reaches
         self.rest.claims = await SeenSet.open(
             self.bus, self.settings.rest_pending_ttl_seconds, subjects.DELIVERED_BUCKET

@@ -71,8 +71,7 @@ class EdgeGuard:
         """Count a request of its address; refuse an address over its limit or its failed
         authentications. Returns the address key."""
         address = self.client(scope)
-        await self.limits.hit(self.address, address)
-        await self.limits.check(self.failures, address)
+        await self.limits.hit_and_check(self.address, self.failures, address)
         return address
 
     async def failed(self, address: str) -> None:

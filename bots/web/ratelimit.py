@@ -1,4 +1,5 @@
-"""Rate limits of the edge: the ``limits`` library's moving window over a bounded storage.
+"""Rate limits of the edge: the ``limits`` library over a bounded memory storage, or over
+counters every gateway replica shares.
 
 Every limit is a ``Rate`` (``amount`` per ``seconds``) counted per key; the keys are what a
 caller cannot choose freely: its client address (``bots.web.clientaddr``) or the actor its
@@ -6,15 +7,19 @@ credential proved (``Principal.limit_key``). ``RateLimits.hit`` raises ``RateLim
 seconds to wait and the limit's name; ``bots.web.guard`` turns that into the one 429 answer (or
 the WebSocket's ``rate_limited`` error frame).
 
-Counting lives behind ``limits``' own async storage interface (``limits.aio.storage``), so a
-shared storage (e.g. ``limits.aio.storage.RedisStorage``) can replace the in-process one for
-several gateway replicas. The in-process one, ``BoundedMemoryStorage``, keeps at most
-``max_keys`` keys in a ``cachetools.TTLCache``: a flood of new keys costs O(1) each (the oldest
-or expired key goes), never a scan, and memory stays bounded whatever the callers send.
+Counting lives behind ``limits``' own async storage interface (``limits.aio.storage``). The
+in-process one, ``BoundedMemoryStorage``, counts a moving window and keeps at most ``max_keys``
+keys in a ``cachetools.TTLCache``: a flood of new keys costs O(1) each (the oldest or expired
+key goes), never a scan, and memory stays bounded whatever the callers send. A storage with the
+sliding window counter instead (``bots.web.shared_limits``: NATS KV, shared by every replica)
+is counted with that strategy; with a ``fallback``, a shared storage that fails or does not
+answer in time is not a refusal: this process counts on its own until it answers again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections import deque
@@ -23,10 +28,20 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import MovingWindowSupport, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MovingWindowSupport, SlidingWindowCounterSupport, Storage
+from limits.aio.strategies import (
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from limits.errors import StorageError
 
-from events.errors import FrontdoorError
+from events.errors import BusError, FrontdoorError
+
+log = logging.getLogger("frontdoor.web.limits")
+
+#: Seconds a process counts on its own after the shared storage failed, before asking it again.
+OUTAGE_PAUSE_SECONDS = 5.0
 
 
 class RateLimited(FrontdoorError):
@@ -146,33 +161,129 @@ class BoundedMemoryStorage(Storage, MovingWindowSupport):
 
 
 class RateLimits:
-    """Hits against named rates, per key, in one storage (memory by default)."""
+    """Hits against named rates, per key, in one storage (memory by default).
 
-    def __init__(self, storage: Storage | None = None, *, max_keys: int = 100_000) -> None:
+    ``fallback``: the limits to count in while ``storage`` fails (shared storages only).
+    """
+
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        max_keys: int = 100_000,
+        fallback: RateLimits | None = None,
+    ) -> None:
         self.storage = storage if storage is not None else BoundedMemoryStorage(max_keys)
-        self._strategy = MovingWindowRateLimiter(self.storage)
+        self._strategy: RateLimiter
+        if isinstance(self.storage, MovingWindowSupport):
+            self._strategy = MovingWindowRateLimiter(self.storage)
+        else:
+            self._strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self.fallback = fallback
+        self._unavailable: tuple[type[Exception], ...] = (
+            (BusError, StorageError) if fallback is not None else ()
+        )
+        #: while set (``time.monotonic``), count in ``fallback`` without asking ``storage``
+        self._down_until: float | None = None
+
+    async def start(self) -> None:
+        """Reach the storage now (a shared one is created on first use); one that cannot be
+        reached is not an error: it is asked again on use."""
+        try:
+            if await self.storage.check():
+                return
+            raise StorageError(RuntimeError("the storage is not healthy"))
+        except self._unavailable as exc:
+            self._lost(exc)
 
     async def hit(self, rate: Rate, key: str) -> None:
         """Count one event of ``key`` against ``rate``; ``RateLimited`` when it is over."""
-        item = rate.item()
-        if await self._strategy.hit(item, rate.name, key):
-            return
-        raise await self._refusal(rate, key)
+        await self._ask(rate, key, count=True)
 
     async def check(self, rate: Rate, key: str) -> None:
         """``RateLimited`` when ``key`` has no room left under ``rate`` (counts nothing)."""
-        item = rate.item()
-        if await self._strategy.test(item, rate.name, key):
+        await self._ask(rate, key, count=False)
+
+    async def _ask(self, rate: Rate, key: str, *, count: bool) -> None:
+        if self.fallback is not None and self._paused():
+            return await self.fallback._ask(rate, key, count=count)
+        ask = self._strategy.hit if count else self._strategy.test
+        try:
+            if await ask(rate.item(), rate.name, key):
+                self._recovered()
+                return
+            refusal = await self._refusal(rate, key)
+        except self._unavailable as exc:
+            self._lost(exc)
+            assert self.fallback is not None
+            return await self.fallback._ask(rate, key, count=count)
+        raise refusal
+
+    async def hit_and_check(self, counted: Rate, checked: Rate, key: str) -> None:
+        """``hit(counted, key)``, then ``check(checked, key)``; a shared storage is asked both
+        at once (one round trip instead of two)."""
+        if self.fallback is None:
+            await self.hit(counted, key)
+            await self.check(checked, key)
             return
-        raise await self._refusal(rate, key)
+        results = await asyncio.gather(
+            self.hit(counted, key), self.check(checked, key), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _refusal(self, rate: Rate, key: str) -> RateLimited:
-        stats = await self._strategy.get_window_stats(rate.item(), rate.name, key)
-        clock: Callable[[], float] = getattr(self.storage, "clock", time.time)
-        retry = max(1, math.ceil(stats.reset_time - clock()))
+        item = rate.item()
+        if isinstance(self.storage, SlidingWindowCounterSupport):
+            window = await self.storage.get_sliding_window(
+                item.key_for(rate.name, key), item.get_expiry()
+            )
+            retry = sliding_retry_after(item.amount, item.get_expiry(), *window)
+        else:
+            stats = await self._strategy.get_window_stats(item, rate.name, key)
+            clock: Callable[[], float] = getattr(self.storage, "clock", time.time)
+            retry = max(1, math.ceil(stats.reset_time - clock()))
         return RateLimited(
             f"too many {rate.what}: {rate.describe()}; try again in {retry} s",
             retry,
             rate.name,
             short=f"too many {rate.what}; retry in {retry} s",
         )
+
+    def _paused(self) -> bool:
+        return self._down_until is not None and time.monotonic() < self._down_until
+
+    def _lost(self, exc: Exception) -> None:
+        if self._down_until is None:
+            log.warning(
+                "shared rate limits unavailable (%s); counting in this process until they answer",
+                exc,
+            )
+        self._down_until = time.monotonic() + OUTAGE_PAUSE_SECONDS
+
+    def _recovered(self) -> None:
+        if self._down_until is not None:
+            self._down_until = None
+            log.info("shared rate limits answer again")
+
+
+def sliding_retry_after(
+    limit: int,
+    expiry: float,
+    previous: int,
+    _previous_ttl: float,
+    current: int,
+    current_ttl: float,
+) -> int:
+    """Whole seconds until a sliding window counter (``limits``' ``get_sliding_window`` tuple)
+    has room for one more event: until the previous window's weight has fallen enough, or, when
+    the current window is full, until it has become the previous one and faded enough."""
+    left = current_ttl - expiry  # of the current window
+    if current < limit:
+        if previous <= 0:
+            return 1
+        wait = max(0.0, left - expiry * (limit - current) / previous)
+    else:
+        wait = left + expiry * (1 - limit / current)
+    return max(1, math.floor(wait) + 1)  # strictly after: at ``wait`` itself it is still full

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bots.identity import SiteTokenVerifier
 from bots.web.clientaddr import IPNetwork, parse_networks
+from events import subjects
+from events.streams import BUCKETS
+
+#: The longest rate window shared counters keep exactly: a key must outlive its window and the
+#: one before it (the TTL of the KV bucket ``fd_limits``).
+MAX_SHARED_WINDOW_SECONDS = (BUCKETS[subjects.LIMITS_BUCKET].ttl or 0.0) / 2
 
 
 class WebSettings(BaseSettings):
@@ -48,6 +55,18 @@ class WebSettings(BaseSettings):
     auth_failure_window_seconds: float = Field(default=300.0, gt=0)
     rate_limit_max_keys: int = Field(
         default=100_000, ge=100, description="Keys the in-memory rate limits keep at most"
+    )
+    rate_limit_storage: Literal["memory", "nats"] = Field(
+        default="memory",
+        description="Where the rate limits are counted: memory (this process; one gateway) or "
+        "nats (KV bucket fd_limits, shared by every gateway replica)",
+    )
+    rate_limit_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="nats storage: a limit check waits this long for NATS KV; then this "
+        "process counts on its own until NATS answers again (fail open)",
     )
     trusted_proxies: str = Field(
         default="",
@@ -114,6 +133,23 @@ class WebSettings(BaseSettings):
             audience=self.site_token_audience,
             max_lifetime=self.site_token_max_lifetime_seconds,
         )
+
+    @model_validator(mode="after")
+    def _windows_fit_the_shared_counters(self) -> WebSettings:
+        if self.rate_limit_storage == "nats":
+            longest = max(
+                self.rate_window_seconds,
+                self.address_rate_window_seconds,
+                self.session_rate_window_seconds,
+                self.auth_failure_window_seconds,
+            )
+            if longest > MAX_SHARED_WINDOW_SECONDS:
+                raise ValueError(
+                    f"with FRONTDOOR_RATE_LIMIT_STORAGE=nats a rate window may last at most "
+                    f"{MAX_SHARED_WINDOW_SECONDS:g} s (the counters' TTL is twice that), "
+                    f"not {longest:g} s"
+                )
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod
