@@ -29,8 +29,8 @@ from bots.web.settings import WebSettings
 from bots.web.shared_limits import SharedWindowStorage, rate_limits_for
 from events.bus import Bus
 from events.embedded import EmbeddedNats
-from frontdoor.bench_bus import _process_cpu_seconds
 from frontdoor.eventloop import run
+from frontdoor.proc_cpu import process_cpu_seconds
 
 #: Limits no benchmark reaches: every check is counted and admitted.
 _UNREACHED = {
@@ -65,14 +65,14 @@ async def _measure(
     for i in range(warm):
         await op(i)
     latencies: list[float] = []
-    server0 = _process_cpu_seconds(server_pid) if server_pid else None
+    server0 = process_cpu_seconds(server_pid) if server_pid else None
     cpu0 = time.process_time()
     for i in range(n):
         started = time.perf_counter()
         await op(i)
         latencies.append(time.perf_counter() - started)
     cpu = time.process_time() - cpu0
-    server1 = _process_cpu_seconds(server_pid) if server_pid else None
+    server1 = process_cpu_seconds(server_pid) if server_pid else None
     cuts = statistics.quantiles(latencies, n=100)
     out = {
         "p50_us": round(cuts[49] * 1e6, 1),
@@ -94,11 +94,11 @@ async def _in_flight(
         async with sem:
             await op(i)
 
-    server0 = _process_cpu_seconds(server_pid) if server_pid else None
+    server0 = process_cpu_seconds(server_pid) if server_pid else None
     cpu0, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(n)))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
-    server1 = _process_cpu_seconds(server_pid) if server_pid else None
+    server1 = process_cpu_seconds(server_pid) if server_pid else None
     out = {"requests_per_s": round(n / elapsed), "cpu_us": round(cpu / n * 1e6, 1)}
     if server0 is not None and server1 is not None:
         out["nats_server_cpu_us"] = round((server1 - server0) / n * 1e6, 1)
