@@ -157,8 +157,9 @@ async def test_slack_dm_hand_off_closed_with_the_button(slack_gateway: SlackGate
         ],
     }
     assert (await gw.send_action(payload)).status_code == 200
-    calls = await fake.wait_for(channel="DUSER7", count=3)
-    assert "closed this conversation" in calls[-1].args["text"]
+    calls = await fake.wait_for(channel="DUSER7", count=4)
+    assert "closed this conversation" in calls[-2].args["text"]
+    assert "How would you rate" in calls[-1].args["text"]  # with buttons 1-5 (``/rate N``)
     await _owned(gw, Conversation(channel="slack", id="DUSER7"), False)
 
     # An agent message after the end is not delivered; the agent is told so (ephemeral).
@@ -170,7 +171,10 @@ async def test_slack_dm_hand_off_closed_with_the_button(slack_gateway: SlackGate
 
 
 async def test_without_a_support_channel_the_user_is_told(bus: Bus, fake_slack: FakeSlack) -> None:
-    async with running_gateway(bus, fake_slack, FRONTDOOR_SUPPORT_CHANNEL="") as gw:
+    # Only without the agent workspace: with it, agents answer there (tests/agent).
+    async with running_gateway(
+        bus, fake_slack, workspace=False, FRONTDOOR_SUPPORT_CHANNEL=""
+    ) as gw:
         dm = {"type": "message", "user": "U8", "text": "human", "ts": "1700000020.1"}
         dm |= {"channel": "DUSER8", "channel_type": "im"}
         await gw.send_event(dm)
@@ -190,7 +194,11 @@ async def test_without_slack_a_hand_off_never_silences_the_bot(
         monkeypatch.delenv(name, raising=False)
     dialogue = RulesDialogue()
     app = create_gateway_app(
-        bus, dialogue, issuer=TEST_ISSUER, settings=make_settings(), turn_factory=Turn
+        bus,
+        dialogue,
+        issuer=TEST_ISSUER,
+        settings=make_settings(agent_workspace=False),  # with it, agents answer there
+        turn_factory=Turn,
     )
     assert attach_slack(app) is None
     live = LiveServer(app)

@@ -76,7 +76,7 @@ class HandedOff:
             "conversation": conv.id,
             "thread": conv.thread,
             "bot": conv.bot,
-            "user": self.user.name or self.user.id,
+            "user": self.user.name or _visitor(self.user.id),
             "user_id": self.user.id,
             "text": self.text,
             "state": self.state,
@@ -88,6 +88,13 @@ class HandedOff:
             "last_seq": self.last_seq,
             "last_at": (self.last_at or self.started_at).isoformat(),
         }
+
+
+def _visitor(actor_id: str) -> str:
+    """A short label for a guest nobody named (``guest:w-26a7...`` -> ``Visitor 26a77391``)."""
+    if actor_id.startswith("guest:w-"):
+        return f"Visitor {actor_id[8:16]}"
+    return actor_id
 
 
 class HandoffBoard:
