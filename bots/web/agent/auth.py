@@ -269,7 +269,7 @@ def auth_router() -> APIRouter:
         "/session",
         response_model=SessionInfo,
         summary="Sign in to the agent workspace (sets the session cookie)",
-        responses=answers(401, 403, 413, 422, 429, 500),
+        responses=answers(401, 403, 413, 422, 429, 500, 503),
     )
     async def sign_in(request: Request, body: SignIn, response: Response) -> SessionInfo:
         return await workspace_of(request).sign_in(request, body, response)
