@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bots.handoff import (
+    CONVERSATION_RATED,
     HANDOFF_STARTED,
     HANDOFF_USER_MESSAGE,
+    RATED_TEXT,
+    ConversationRated,
+    HandoffEnded,
     HandoffRegistry,
     HandoffStarted,
     HandoffUserMessage,
@@ -260,6 +264,9 @@ class TurnPipeline:
         # (the dialogue keeps it with the conversation's state and says when it ran already).
         seq, _stored_before = await self.bus.publish_checked(received)
         result = TurnResult(correlation_id=env_id, received_seq=seq)
+        rating = self.handoff.rating_of(conversation, msg.text)
+        if rating is not None:
+            return await self._rate(msg, received, result, *rating)
         if self.handoff.is_owned(conversation):
             await self.bus.publish(
                 received.follow(
@@ -296,6 +303,50 @@ class TurnPipeline:
             return result
         result.replayed = bool(getattr(outcome, "replayed", False))
         return await self._publish_outcome(msg, received, outcome, result)
+
+    async def _rate(
+        self,
+        msg: IncomingMessage,
+        received: Envelope,
+        result: TurnResult,
+        score: int,
+        ended: Envelope,
+    ) -> TurnResult:
+        """The user rated a closed hand-off: ``conversation.rated`` (what analysis counts) and,
+        when the agent solved a ticket in it, that ticket's ``ticket_csat`` as the user."""
+        closed = ended.payload_as(HandoffEnded)
+        events: list[Envelope] = [
+            received.follow(
+                CONVERSATION_RATED,
+                ConversationRated(score=score, agent=closed.by, ticket=closed.ticket),
+                id=uuid.uuid5(ended.id, "rated"),
+            )
+        ]
+        intents: list[Envelope] = []
+        if closed.ticket is not None:
+            claim = self.issuer.issue(
+                received.actor,
+                "management",
+                conversation=(received.conversation.channel, received.conversation.id),
+                email=msg.user_email,
+            )
+            intents.append(
+                received.follow(
+                    "intent.management.ticket_csat",
+                    {"ticket": closed.ticket, "score": score},
+                    id=uuid.uuid5(received.id, "csat"),
+                    claim=claim,
+                )
+            )
+        else:
+            thanks = received.follow(
+                "reply", Reply(text=RATED_TEXT), id=uuid.uuid5(received.id, "reply:rated")
+            )
+            events.append(thanks)
+            result.reply_ids.append(thanks.id)
+        await publish_in_order(self.bus, [*events, *intents])
+        result.intent_ids = [i.id for i in intents]
+        return result
 
     async def _publish_outcome(
         self, msg: IncomingMessage, received: Envelope, outcome: Any, result: TurnResult

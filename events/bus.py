@@ -371,6 +371,12 @@ class Bus:
 
         return await self._nc.subscribe(subject, cb=on_msg)
 
+    async def publish_core(self, subject: str, data: bytes) -> None:
+        """Publish on core NATS (not stored; ephemeral signals such as typing). Best effort:
+        nothing is sent while disconnected."""
+        if self._nc.is_connected:
+            await self._nc.publish(subject, data)
+
     async def publish_async(self, envelope: Envelope) -> asyncio.Future[StoredAck]:
         """Send without waiting; the returned future resolves to the stream's ack (``.seq``,
         ``.duplicate``) or fails after ``publish_timeout``. For bulk work: no retry across a

@@ -57,6 +57,7 @@ GATEWAY_EVENTS: Final = (
     "intent.detected",
     "reply",
     "handoff.>",
+    "conversation.>",
     "security.>",
 )
 #: Request/reply doors (``<service>.<action>``) a service may call on another service.
@@ -78,6 +79,7 @@ GATEWAY_KV: Final = (
     subjects.DELIVERED_BUCKET,
     subjects.HANDOFFS_BUCKET,
     subjects.LIMITS_BUCKET,
+    subjects.WORKSPACE_BUCKET,
 )
 #: The gateway serves chart images from ``fd_charts`` (analysis renders them).
 GATEWAY_OBJECTS: Final = (subjects.MODELS_BUCKET, subjects.CHARTS_BUCKET)
@@ -206,6 +208,13 @@ def _kv(bucket: str) -> Grant:
     return Grant(f"KV bucket {bucket}", (*_bucket_stream(f"KV_{bucket}"), f"$KV.{bucket}.>"))
 
 
+def _typing() -> Grant:
+    return Grant(
+        "typing indicators between the agent workspace and the widget (core NATS, not stored)",
+        (f"{subjects.TYPING_PREFIX}.>",),
+    )
+
+
 def _objects(bucket: str) -> Grant:
     return Grant(f"object store {bucket}", (*_bucket_stream(f"OBJ_{bucket}"), f"$O.{bucket}.>"))
 
@@ -276,6 +285,7 @@ def _gateway() -> Compartment:
             *(_kv(bucket) for bucket in GATEWAY_KV),
             *(_objects(bucket) for bucket in GATEWAY_OBJECTS),
             _stream_lookup(),
+            _typing(),
         ),
         publish_deny=(
             f"{_JS}.CONSUMER.MSG.NEXT.{subjects.INTENT_STREAM}.>",
@@ -283,6 +293,7 @@ def _gateway() -> Compartment:
         ),
         subscribe=(
             _inbox(GATEWAY),
+            _typing(),
             Grant(
                 "JetStream's advisory when an intent ran out of deliveries",
                 (f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{subjects.INTENT_STREAM}.*",),

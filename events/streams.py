@@ -69,6 +69,8 @@ BUCKETS: dict[str, BucketSpec] = {
     subjects.MODELS_POINTER_BUCKET: BucketSpec(16 * MIB, history=10),
     # rate-limit counters: a key outlives its longest window (1 h) and the one before it
     subjects.LIMITS_BUCKET: BucketSpec(128 * MIB, ttl=2 * 3600.0, max_value_size=256),
+    # the agent workspace's saved replies (a few small keys, kept until changed)
+    subjects.WORKSPACE_BUCKET: BucketSpec(8 * MIB, history=5, max_value_size=256 * KIB),
 }
 #: Every object store, with its limits.
 OBJECT_STORES: dict[str, BucketSpec] = {

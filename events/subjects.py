@@ -45,6 +45,10 @@ DELIVERED_BUCKET: Final = "fd_delivered"
 HANDOFFS_BUCKET: Final = "fd_handoffs"
 #: Rate-limit counters shared by every gateway replica (``events.counters``).
 LIMITS_BUCKET: Final = "fd_limits"
+#: The agent workspace's shared settings (its saved replies).
+WORKSPACE_BUCKET: Final = "fd_workspace"
+#: Typing indicators (core NATS, never stored): ``fd.typing.<channel>.<conversation>.<who>``.
+TYPING_PREFIX: Final = "fd.typing"
 
 #: Seconds within which a re-published envelope id is dropped (Slack retries for ~5 minutes).
 DUPLICATE_WINDOW_SECONDS: Final = 15 * 60
@@ -139,6 +143,12 @@ def events_filter(
     conv = encode_token(conversation_id) if conversation_id is not None else "*"
     kind = envelope_type if envelope_type is not None else ">"
     return f"{EVENT_PREFIX}.{channel}.{conv}.{kind}"
+
+
+def typing_subject(channel: str, conversation_id: str, who: str) -> str:
+    """Core NATS subject of a typing signal in a conversation; ``who`` is ``agent`` or
+    ``user`` (typing is ephemeral: it is never stored in a stream)."""
+    return f"{TYPING_PREFIX}.{channel}.{encode_token(conversation_id)}.{_check_name('who', who)}"
 
 
 ALL_EVENTS: Final = f"{EVENT_PREFIX}.>"

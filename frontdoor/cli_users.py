@@ -164,3 +164,70 @@ def api_key(
     except HandlerError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from exc
+
+
+async def _set_password(user_ref: str, password: str | None, database_url: str | None) -> str:
+    from backend_services.management import users_repo as repo
+
+    db = await _open(database_url)
+    try:
+        async with db.session() as s, s.begin():
+            user = await repo.get_user(s, user_ref)
+            await repo.set_password(s, user, password, datetime.now(UTC))
+            roles = await repo.roles_of(s, user)
+        verb = "set" if password else "removed"
+        note = (
+            ""
+            if {"agent", "admin"} & set(roles)
+            else " (they have neither the agent nor the admin role: the workspace stays closed"
+            " to them)"
+        )
+        return f"The password of {user.handle} is {verb}{note}."
+    finally:
+        await db.dispose()
+
+
+@users_app.command("set-password")
+def set_password(
+    user: str = typer.Argument(..., help="Handle or email of the user"),
+    remove: bool = typer.Option(False, "--remove", help="Remove the password instead"),
+    database_url: str | None = typer.Option(
+        None, envvar="FRONTDOOR_MANAGEMENT_DATABASE_URL", help="Management database URL"
+    ),
+) -> None:
+    """Set a user's password for the agent workspace (/agent): prompted twice, never echoed;
+    only its Argon2id hash is stored."""
+    from backend_services.management.errors import HandlerError
+    from backend_services.management.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
+
+    password: str | None = None
+    if not remove:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+            console.print(
+                f"[red]error:[/red] a password has {MIN_PASSWORD_CHARS} to "
+                f"{MAX_PASSWORD_CHARS} characters"
+            )
+            raise typer.Exit(1)
+    try:
+        console.print(asyncio.run(_set_password(user, password, database_url)))
+    except HandlerError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@users_app.command("create")
+def create(
+    handle: str = typer.Argument(..., help="Handle of the new user, e.g. alice"),
+    roles: str = typer.Option("", "--roles", help="Comma-separated: agent, admin"),
+    email: str | None = typer.Option(None, help="Email address"),
+    name: str | None = typer.Option(None, help="Display name"),
+    identity: list[str] = typer.Option([], "--identity", help="e.g. slack:U123 (repeatable)"),
+    database_url: str | None = typer.Option(
+        None, envvar="FRONTDOOR_MANAGEMENT_DATABASE_URL", help="Management database URL"
+    ),
+) -> None:
+    """Create (or update) a user by handle, e.g. an agent for the workspace:
+    ``frontdoor users create alice --roles agent``, then ``frontdoor users set-password alice``."""
+    role = [r.strip().lower() for r in roles.replace(" ", ",").split(",") if r.strip()]
+    add(identity, role, handle, email, name, database_url)

@@ -182,7 +182,7 @@ async def ticket_search(payload: TicketSearch, ctx: HandlerContext) -> TicketLis
     async with state_of(ctx).db.session() as s:
         caller = await caller_of(s, ctx)
         items, total = await repo.search(
-            s, payload, owner=None if caller.staff else caller, me=caller.user
+            s, payload, owner=None if caller.staff else caller, me=caller.user, now=ctx.now()
         )
         return TicketList(items=items, total=total)
 

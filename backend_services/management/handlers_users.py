@@ -24,6 +24,9 @@ from backend_services.management.schemas_users import (
     ApiKeyRevoked,
     IdentityLink,
     NoInput,
+    PasswordChanged,
+    PasswordCheck,
+    PasswordSet,
     ResolveActor,
     ResolvedActor,
     UserCreate,
@@ -209,6 +212,41 @@ async def api_key_revoke(payload: ApiKeyRevoke, ctx: HandlerContext) -> ApiKeyRe
         row = await repo.revoke_api_key(s, payload.key_id, ctx.now())
         user = await s.get(User, row.user_id)
         return ApiKeyRevoked(id=row.id, user=user.handle if user else "?", name=row.name)
+
+
+@service.handler(
+    "user_set_password", roles=ADMIN, summary="Set a user's workspace password (HTTP/request door)"
+)
+async def user_set_password(payload: PasswordSet, ctx: HandlerContext) -> PasswordChanged:
+    """Only the Argon2id hash is stored. Refused on the intent door: intents are kept on the
+    bus, and a password must not be."""
+    if ctx.door != "request":
+        raise Denied(
+            "Passwords are set only on the services' HTTP door (/services/management/"
+            "user_set_password), a direct request or 'frontdoor users set-password', never in a "
+            "chat or the intents API: those are kept on the event bus."
+        )
+    async with state_of(ctx).db.write_session() as s:
+        user = await repo.get_user(s, payload.user)
+        await repo.set_password(s, user, payload.password, ctx.now())
+        return PasswordChanged(user=user.handle, has_password=payload.password is not None)
+
+
+@service.handler(
+    "check_password",
+    roles=SYSTEM,
+    internal=True,
+    summary="Sign-in: the user and roles a handle and password prove",
+)
+async def check_password(payload: PasswordCheck, ctx: HandlerContext) -> ResolvedActor:
+    """The gateway's (agent workspace sign-in): ``known`` true with the user's actor
+    (``user:<handle>``) and roles when the password is right; ``known`` false otherwise (an
+    unknown user, a deactivated one, a wrong or unset password look the same)."""
+    async with state_of(ctx).db.session() as s:
+        user = await repo.check_user_password(s, payload.user, payload.password)
+        if user is None:
+            return ResolvedActor(actor_id=ANONYMOUS_ACTOR_ID, known=False, roles=GUEST_ROLES)
+        return _known(f"{repo.USER_ACTOR_PREFIX}{user.handle}", user, await repo.roles_of(s, user))
 
 
 #: Roles of an actor nobody identified (a widget or REST guest, an anonymous API caller).

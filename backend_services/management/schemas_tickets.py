@@ -81,6 +81,13 @@ class TicketSearch(_In):
     requester: str | None = Field(default=None, description="Requester email (or part of it)")
     text: str | None = Field(default=None, max_length=200, description="Words in subject/body")
     tag: str | None = None
+    sla_due_within_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=60 * 24 * 30,
+        description="Only unsolved tickets whose next SLA target (first response, else "
+        "resolution) is due within this many minutes, or already breached",
+    )
     limit: int = Field(default=20, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=MAX_ID)
 
@@ -233,6 +240,9 @@ class TicketSummary(BaseModel):
     requester_email: str
     assignee: str | None
     updated_at: datetime
+    sla_due_at: datetime | None = Field(
+        default=None, description="The next SLA target: first response, else resolution"
+    )
 
 
 class TicketList(BaseModel):

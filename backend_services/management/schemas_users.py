@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 
 from backend_services.management.identities import parse_identity
 from backend_services.management.lifecycle import Role
+from backend_services.management.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 from backend_services.management.schemas_tickets import MAX_ID
 
 _HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -124,6 +125,37 @@ class ResolveActor(_In):
         if (self.actor is None) == (self.api_key is None):
             raise ValueError("give exactly one of 'actor' and 'api_key'")
         return self
+
+
+class PasswordSet(UserRef):
+    """Set (or, with ``null``, remove) a user's password for the agent workspace (admins)."""
+
+    password: str | None = Field(
+        min_length=MIN_PASSWORD_CHARS,
+        max_length=MAX_PASSWORD_CHARS,
+        description=f"At least {MIN_PASSWORD_CHARS} characters; null removes the password",
+    )
+
+
+class PasswordCheck(_In):
+    """Internal (the gateway's sign-in): is this the password of this user?"""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    user: str = Field(min_length=1, max_length=320, description="Handle or email")
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
+
+
+class PasswordChanged(BaseModel):
+    """A user's password was set or removed."""
+
+    user: str
+    has_password: bool
+
+    def reply_text(self) -> str:
+        """Confirmation (never the password)."""
+        verb = "set" if self.has_password else "removed"
+        return f"The password of {self.user} is {verb}."
 
 
 class ApiKeyOut(BaseModel):

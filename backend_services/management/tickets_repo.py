@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend_services.management.errors import NotFound
@@ -290,11 +290,32 @@ async def history(s: AsyncSession, ticket_id: int) -> list[HistoryEntry]:
     ]
 
 
+def next_sla_due(t: Ticket) -> datetime | None:
+    """The next SLA target of an unsolved ticket: first response, else resolution."""
+    if t.status in ("solved", "closed"):
+        return None
+    return t.first_response_due_at if t.first_responded_at is None else t.resolution_due_at
+
+
 async def search(
-    s: AsyncSession, q: TicketSearch, *, owner: Caller | None, me: User | None
+    s: AsyncSession,
+    q: TicketSearch,
+    *,
+    owner: Caller | None,
+    me: User | None,
+    now: datetime | None = None,
 ) -> tuple[list[TicketSummary], int]:
     """Tickets matching ``q``; ``owner`` restricts to that requester's own tickets."""
     conds: list[Any] = []
+    if q.sla_due_within_minutes is not None:
+        until = (now or datetime.now(UTC)) + timedelta(minutes=q.sla_due_within_minutes)
+        conds.append(Ticket.status.in_(("open", "pending", "on_hold")))
+        conds.append(
+            or_(
+                and_(Ticket.first_responded_at.is_(None), Ticket.first_response_due_at <= until),
+                and_(Ticket.first_responded_at.is_not(None), Ticket.resolution_due_at <= until),
+            )
+        )
     if q.status:
         conds.append(Ticket.status.in_(q.status))
     if q.priority:
@@ -342,6 +363,7 @@ async def search(
             requester_email=t.requester_email,
             assignee=await handle_of(s, t.assignee_id),
             updated_at=t.updated_at,
+            sla_due_at=next_sla_due(t),
         )
         for t in rows
     ]

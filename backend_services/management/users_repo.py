@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from backend_services.management.identities import (
     new_api_key,
     parse_identity,
 )
+from backend_services.management.passwords import check_password, hash_password
 from backend_services.management.schemas_users import ApiKeyOut, UserOut
 from backend_services.management.tables import ApiKey, Identity, User, UserRole
 from events.envelope import Actor
@@ -338,6 +340,24 @@ async def revoke_api_key(s: AsyncSession, key_id: int, now: datetime) -> ApiKey:
     if row.revoked_at is None:
         row.revoked_at = now
     return row
+
+
+async def set_password(s: AsyncSession, user: User, password: str | None, now: datetime) -> None:
+    """Store the Argon2id hash of ``password`` (``None`` removes it). Hashing takes tens of
+    milliseconds of CPU, so it runs in a worker thread."""
+    user.password_hash = await asyncio.to_thread(hash_password, password) if password else None
+    user.updated_at = now
+
+
+async def check_user_password(s: AsyncSession, ref: str, password: str) -> User | None:
+    """The active user ``ref`` (handle or email) when ``password`` is theirs, else ``None``.
+
+    Identities are not accepted here: a password signs in a person by handle or email only.
+    """
+    user = None if ":" in ref else await find_user(s, ref)
+    stored = user.password_hash if user is not None and user.active else None
+    ok = await asyncio.to_thread(check_password, stored, password)
+    return user if ok else None
 
 
 def handle_for_identity(channel: str, value: str) -> str:

@@ -103,6 +103,8 @@ class SlackChannel:
         self.bot_user_id: str | None = None
         self._seen: SeenSet | None = None
         self.handoff: HandoffMirror | None = None
+        #: the agent workspace (``/agent``) takes hand-offs too (set by ``attach_slack``)
+        self.workspace = False
         self.announcements: AnnouncementRelay | None = None
         self.threads: FollowedThreads | None = None
         #: a slash command's response URL by channel, for as long as Slack accepts it
@@ -125,7 +127,13 @@ class SlackChannel:
         self._seen = await SeenSet.open(self.bus, self.config.dedup_seconds)
         if self.config.thread_follow_seconds > 0:
             self.threads = await FollowedThreads.open(self.bus, self.config.thread_follow_seconds)
-        self.handoff = HandoffMirror(self.bus, self.client, self._seen, self.config.support_channel)
+        self.handoff = HandoffMirror(
+            self.bus,
+            self.client,
+            self._seen,
+            self.config.support_channel,
+            workspace=self.workspace,
+        )
         await self.handoff.start()
         self.announcements = AnnouncementRelay(self.bus, self.client, self._seen)
         await self.announcements.start()

@@ -29,14 +29,22 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.handoff import (
+    HANDOFF_AGENT_REPLIED,
+    HANDOFF_CLAIMED,
     HANDOFF_ENDED,
     HANDOFF_FILTER,
+    HANDOFF_NOTE,
     HANDOFF_STARTED,
     HANDOFF_USER_MESSAGE,
+    HandoffAgentReplied,
+    HandoffClaimed,
     HandoffEnded,
+    HandoffNote,
     HandoffStarted,
     HandoffUserMessage,
     conversation_key,
+    ended_notices,
+    started_notices,
     unavailable_envelopes,
 )
 from bots.identity import SLACK_PREFIX
@@ -77,9 +85,17 @@ class HandoffMirror:
     """Keeps the support-channel threads and the users' conversations in step."""
 
     def __init__(
-        self, bus: Bus, client: AsyncWebClient, seen: SeenSet, support_channel: str | None
+        self,
+        bus: Bus,
+        client: AsyncWebClient,
+        seen: SeenSet,
+        support_channel: str | None,
+        *,
+        workspace: bool = False,
     ) -> None:
         self._bus = bus
+        #: the agent workspace takes hand-offs too: without a support channel, do not decline
+        self.workspace = workspace
         self._client = client
         self._seen = seen
         self.support_channel = support_channel
@@ -158,6 +174,31 @@ class HandoffMirror:
             await self._user_message(env)
         elif env.type == HANDOFF_ENDED:
             await self._ended(env)
+        elif env.type in (HANDOFF_CLAIMED, HANDOFF_NOTE, HANDOFF_AGENT_REPLIED):
+            await self._from_workspace(env)
+
+    async def _from_workspace(self, env: Envelope) -> None:
+        """A claim, a private note or an answer made in the agent workspace, shown in the
+        thread so both surfaces tell the same story."""
+        record = await self.for_conversation(env.conversation)
+        if record is None or record.state != "active":
+            return
+        if env.type == HANDOFF_CLAIMED:
+            claimed = env.payload_as(HandoffClaimed)
+            text = f":raising_hand: Claimed by *{escape(claimed.name or claimed.agent)}*"
+            text += " in the agent workspace."
+        elif env.type == HANDOFF_NOTE:
+            note = env.payload_as(HandoffNote)
+            who = escape(note.name or note.author)
+            text = f":lock: *Private note from {who}* (the user does not see it): "
+            text += to_mrkdwn(note.text)
+        else:
+            said = env.payload_as(HandoffAgentReplied)
+            who = escape(said.name or said.agent)
+            text = f"*{who} (agent workspace):* {to_mrkdwn(said.text)}"
+        await self._client.chat_postMessage(
+            channel=record.slack_channel, thread_ts=record.thread_ts, text=text, unfurl_links=False
+        )
 
     async def _started(self, seq: int, env: Envelope) -> None:
         existing = await self.for_conversation(env.conversation)
@@ -165,6 +206,8 @@ class HandoffMirror:
             return  # already mirrored (a second "I want a human" in the same hand-off)
         started = env.payload_as(HandoffStarted)
         if not self.support_channel:
+            if self.workspace:
+                return  # the agent workspace takes it (and tells the user)
             log.warning("hand-off requested but FRONTDOOR_SUPPORT_CHANNEL is not set")
             for answer in unavailable_envelopes(env):
                 await self._bus.publish(answer)
@@ -221,11 +264,8 @@ class HandoffMirror:
             tickets=tickets,
         )
         await self._save(record)
-        await self._tell_user(
-            env,
-            "I've passed this conversation to our support team: a person will answer here.",
-            "notified",
-        )
+        for notice in started_notices(env):
+            await self._bus.publish(notice)
 
     async def _user_message(self, env: Envelope) -> None:
         record = await self.for_conversation(env.conversation)
@@ -248,19 +288,18 @@ class HandoffMirror:
             return
         record = record.model_copy(update={"state": "ended"})
         await self._save(record)
-        by = f" by <@{ended.by}>" if ended.by and re.fullmatch(r"[UW][A-Z0-9]+", ended.by) else ""
+        if ended.by and re.fullmatch(r"[UW][A-Z0-9]+", ended.by):
+            by = f" by <@{ended.by}>"
+        else:  # ended in the agent workspace (``user:<handle>``), or by nobody in particular
+            by = f" by {escape(ended.by)} in the agent workspace" if ended.by else ""
         note = "closed" if ended.outcome == "closed" else "handed back to the bot"
         await self._client.chat_postMessage(
             channel=record.slack_channel,
             thread_ts=record.thread_ts,
             text=f":white_check_mark: Conversation {note}{by}.",
         )
-        text = (
-            "The support agent closed this conversation. Thanks for your patience!"
-            if ended.outcome == "closed"
-            else "You're back with the bot. How else can I help?"
-        )
-        await self._tell_user(env, text, "ended")
+        for notice in ended_notices(env):
+            await self._bus.publish(notice)
 
     async def _on_ticket_event(self, _seq: int, env: Envelope) -> None:
         number = env.payload.get("number") if isinstance(env.payload, dict) else None
@@ -363,15 +402,6 @@ class HandoffMirror:
             id=uuid.uuid5(cause.id, f"handoff.ended:{outcome}"),
         )
         await self._bus.publish(ended)
-
-    async def _tell_user(self, cause: Envelope, text: str, tag: str) -> None:
-        await self._bus.publish(
-            cause.follow(
-                "reply",
-                Reply(text=text, action=f"handoff_{tag}"),  # the bot speaking, not the agent
-                id=uuid.uuid5(cause.id, f"handoff:{tag}"),
-            )
-        )
 
     async def _name(self, user_id: str) -> str | None:
         if user_id not in self._names:

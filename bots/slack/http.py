@@ -105,14 +105,18 @@ def attach_slack(
     ``socket_mode=True`` or ``FRONTDOOR_SLACK_SOCKET_MODE=1`` -- connects at start-up) and
     starts/stops the channel with the gateway.
     Returns the channel (also ``app.state.slack``), or ``None`` when Slack is not configured
-    (then hand-off requests are answered "no human agent can be reached" and never silence the
-    bot); raises ``SlackConfigError`` when it is only partly configured.
+    (then, unless the agent workspace is on, hand-off requests are answered "no human agent can
+    be reached" and never silence the bot); raises ``SlackConfigError`` when it is only partly
+    configured.
     """
     gateway = app.state.gateway
     channel = build_slack_channel(
         settings, bus=gateway.bus, turns=gateway.pipeline.handle, socket_mode=socket_mode
     )
+    workspace = bool(getattr(gateway, "workspace", None))
     if channel is None:
+        if workspace:
+            return None  # agents answer hand-offs in the workspace (/agent)
         # No human can take a hand-off: never let one silence the bot, tell the user instead.
         gateway.handoff.available = False
         decliner = HandoffDecliner(gateway.bus)
@@ -127,6 +131,7 @@ def attach_slack(
                     f"Slack is configured to use the bot {bot!r}, which does not exist; "
                     f"choose one of: {', '.join(bots.names())}"
                 )
+    channel.workspace = workspace
     gateway.router.register("slack", channel)
     gateway.on_start.append(channel.start)
     gateway.on_stop.append(channel.stop)

@@ -105,6 +105,8 @@ class Gateway:
         self.sockets = SocketCounter(
             settings.ws_max_connections, settings.ws_max_connections_per_address
         )
+        #: the agent workspace (``bots.web.agent``), when it is on
+        self.workspace: Any = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
         #: the services' health, by name, shown by ``/healthz`` (set by whoever runs them)
@@ -345,6 +347,10 @@ def create_gateway_app(
     app.include_router(websocket_router())
     for router in routers:
         app.include_router(router)
+    if settings.agent_workspace:
+        from bots.web.agent import add_agent_workspace
+
+        add_agent_workspace(app, static_dir or STATIC_DIR)
     app.include_router(_static_router(static_dir or STATIC_DIR))
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth

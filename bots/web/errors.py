@@ -300,10 +300,12 @@ _ANSWERS: dict[int, tuple[type[BaseModel], str]] = {
     401: (ErrorOut, "No credential, or one that proves nothing (WWW-Authenticate: Bearer)"),
     403: (ErrorOut, "The credential may not do this"),
     404: (ErrorOut, "No such thing"),
+    409: (ErrorOut, "The change does not fit the current state (e.g. the hand-off ended)"),
     413: (ErrorOut, "The body is larger than FRONTDOOR_MAX_BODY_BYTES"),
     422: (ErrorOut, "Invalid input: the reasons (without the input), or one sentence"),
     429: (LimitedOut, "Too many requests; retry after Retry-After seconds"),
     500: (InternalOut, "Something failed on our side; quote the reference"),
+    502: (ErrorOut, "The service failed to do it; its answer says why"),
     503: (ErrorOut, "The message bus or a service is not reachable; retry after Retry-After"),
     504: (ErrorOut, "No answer in time"),
 }

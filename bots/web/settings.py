@@ -173,3 +173,25 @@ class WebSettings(BaseSettings):
         default=None,
         description="When set, /metrics answers only 'Authorization: Bearer <this token>'",
     )
+    agent_workspace: bool = Field(
+        default=True,
+        description="Serve the agent workspace at /agent (hand-offs are then answered there "
+        "even without Slack); FRONTDOOR_AGENT_WORKSPACE=off closes it",
+    )
+    agent_session_max_age_seconds: int = Field(
+        default=8 * 3600, ge=60, description="How long an agent's sign-in lasts"
+    )
+    agent_cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="The agent session cookie's Secure flag: 'auto' sets it on https requests "
+        "(behind a TLS-terminating proxy, set 'always')",
+    )
+    agent_rate_limit: int = Field(
+        default=120, ge=1, description="Workspace API calls per rate window per agent"
+    )
+    agent_signin_failure_limit: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins per user name per auth failure window (the address's "
+        "auth failure limit applies too)",
+    )

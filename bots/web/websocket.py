@@ -34,7 +34,7 @@ from bots.web.sessions import InvalidSession, Session
 from bots.web.text import BadText, EdgeText, clean_text
 from events.envelope import Envelope
 from events.payloads import Reply
-from events.subjects import events_filter
+from events.subjects import events_filter, typing_subject
 
 if TYPE_CHECKING:
     from bots.web.app import Gateway
@@ -100,6 +100,7 @@ class WebConnection:
         self._turns: asyncio.Queue[IncomingMessage] = asyncio.Queue(maxsize=100)
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.Task[None]] = set()
+        self._typed_at = 0.0
         #: how to close when the connection ends on our side (code, reason); a normal close else
         self.close_with: tuple[int, str] | None = None
 
@@ -128,6 +129,9 @@ class WebConnection:
             asyncio.create_task(self._work(), name=f"ws-turns-{self.sender}"),
         ]
         receiver = asyncio.create_task(self._receive(), name=f"ws-receive-{self.sender}")
+        typing = await bus.subscribe_core(
+            typing_subject("web", self.sender, "agent"), self._agent_typing
+        )
         try:
             # Whichever ends first (client gone, or the reply stream failed) ends the connection;
             # the client reconnects with ?since= and loses nothing.
@@ -136,6 +140,29 @@ class WebConnection:
             await cancel_and_wait(receiver)
             for task in [*self._tasks, *self._timers]:
                 await cancel_and_wait(task)
+            with contextlib.suppress(Exception):
+                await typing.unsubscribe()
+
+    async def _agent_typing(self, data: bytes) -> None:
+        """A support agent is typing in the workspace (core NATS; never stored)."""
+        try:
+            signal = json.loads(data)
+            active = bool(signal.get("active", True)) if isinstance(signal, dict) else True
+            await self.send({"type": "typing", "active": active, "who": "agent"})
+        except Exception:  # the socket went away, or a malformed signal: typing is best effort
+            return
+
+    async def _user_typing(self) -> None:
+        """The user is typing: tell the agent workspace (at most every 2 s per socket)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._typed_at < 2.0:
+            return
+        self._typed_at = now
+        signal = json.dumps({"active": True, "who": "user"}).encode()
+        with contextlib.suppress(Exception):
+            await self.gateway.pipeline.bus.publish_core(
+                typing_subject("web", self.sender, "user"), signal
+            )
 
     async def _stream(self, start: int) -> None:
         bus = self.gateway.pipeline.bus
@@ -206,8 +233,11 @@ class WebConnection:
         if kind == "ping":
             await self.send({"type": "pong"})
             return
+        if kind == "typing":
+            await self._user_typing()
+            return
         if kind != "message":
-            await self._error("invalid", "unknown frame type; send 'message' or 'ping'")
+            await self._error("invalid", "unknown frame type; send 'message', 'typing' or 'ping'")
             return
         try:
             frame = ClientMessage.model_validate(data)

@@ -153,15 +153,16 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    bus: Bus, fake: FakeSlack, *, socket_mode: bool = False, **env: str
+    bus: Bus, fake: FakeSlack, *, socket_mode: bool = False, workspace: bool = True, **env: str
 ) -> AsyncIterator[SlackGateway]:
-    """A live gateway with Slack attached (``env`` overrides the Slack settings)."""
+    """A live gateway with Slack attached (``env`` overrides the Slack settings; ``workspace``
+    False closes the agent workspace)."""
     dialogue = RulesDialogue()
     app = create_gateway_app(
         bus,
         dialogue,
         issuer=TEST_ISSUER,
-        settings=make_settings(rate_limit=1000),
+        settings=make_settings(rate_limit=1000, agent_workspace=workspace),
         turn_factory=Turn,
     )
     channel = attach_slack(app, slack_settings(fake, **env), socket_mode=socket_mode)

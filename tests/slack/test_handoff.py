@@ -157,8 +157,9 @@ async def test_slack_dm_hand_off_closed_with_the_button(slack_gateway: SlackGate
         ],
     }
     assert (await gw.send_action(payload)).status_code == 200
-    calls = await fake.wait_for(channel="DUSER7", count=3)
-    assert "closed this conversation" in calls[-1].args["text"]
+    calls = await fake.wait_for(channel="DUSER7", count=4)
+    assert "closed this conversation" in calls[-2].args["text"]
+    assert "How would you rate" in calls[-1].args["text"]  # with buttons 1-5 (``/rate N``)
     await _owned(gw, Conversation(channel="slack", id="DUSER7"), False)
 
     # An agent message after the end is not delivered; the agent is told so (ephemeral).
@@ -170,7 +171,10 @@ async def test_slack_dm_hand_off_closed_with_the_button(slack_gateway: SlackGate
 
 
 async def test_without_a_support_channel_the_user_is_told(bus: Bus, fake_slack: FakeSlack) -> None:
-    async with running_gateway(bus, fake_slack, FRONTDOOR_SUPPORT_CHANNEL="") as gw:
+    # Only without the agent workspace: with it, agents answer there (tests/agent).
+    async with running_gateway(
+        bus, fake_slack, workspace=False, FRONTDOOR_SUPPORT_CHANNEL=""
+    ) as gw:
         dm = {"type": "message", "user": "U8", "text": "human", "ts": "1700000020.1"}
         dm |= {"channel": "DUSER8", "channel_type": "im"}
         await gw.send_event(dm)
@@ -190,7 +194,11 @@ async def test_without_slack_a_hand_off_never_silences_the_bot(
         monkeypatch.delenv(name, raising=False)
     dialogue = RulesDialogue()
     app = create_gateway_app(
-        bus, dialogue, issuer=TEST_ISSUER, settings=make_settings(), turn_factory=Turn
+        bus,
+        dialogue,
+        issuer=TEST_ISSUER,
+        settings=make_settings(agent_workspace=False),  # with it, agents answer there
+        turn_factory=Turn,
     )
     assert attach_slack(app) is None
     live = LiveServer(app)
@@ -207,3 +215,82 @@ async def test_without_slack_a_hand_off_never_silences_the_bot(
         assert [t.text for t in dialogue.turns] == ["human", "hello"]
     finally:
         await live.stop()
+
+
+async def test_workspace_claims_notes_and_answers_show_in_the_thread(
+    slack_gateway: SlackGateway,
+) -> None:
+    """Both surfaces agree: what agents do in the workspace (/agent) appears in the thread, and
+    the widget gets the workspace's answer like a Slack agent's, with the typing signal."""
+    from bots.handoff import (
+        HANDOFF_AGENT_REPLIED,
+        HANDOFF_CLAIMED,
+        HANDOFF_NOTE,
+        HandoffAgentReplied,
+        HandoffClaimed,
+        HandoffNote,
+    )
+    from events.envelope import Actor, Envelope
+    from events.payloads import Reply
+    from events.subjects import typing_subject
+
+    gw, fake = slack_gateway, slack_gateway.fake
+    bus = gw.live.app.state.gateway.bus
+    session = (await gw.http.post(f"{gw.live.url}/api/session", json={})).json()
+    sender = session["sender"]
+    async with ws_session(gw.live.ws_url, session["token"]) as ws:
+        assert json.loads(await ws.recv())["type"] == "hello"
+        await ws.send(json.dumps({"type": "message", "text": "human", "bot": "support"}))
+        await _frames_until(ws, "a person will answer here")
+        [root] = await fake.wait_for(channel=SUPPORT)
+        thread = root.response["ts"]
+        conv = Conversation(channel="web", id=sender, bot="support")
+        alice = Actor(id="user:alice", name="Alice Agent", roles=("agent", "user"))
+        reply = Envelope.new(
+            "reply",
+            Reply(
+                text="On it!", service="handoff", action="agent_message", data={"agent": "Alice"}
+            ),
+            conversation=conv,
+            actor=alice,
+        )
+        for env in [
+            Envelope.new(
+                HANDOFF_CLAIMED,
+                HandoffClaimed(agent="user:alice", name="Alice Agent"),
+                conversation=conv,
+                actor=alice,
+            ),
+            Envelope.new(
+                HANDOFF_NOTE,
+                HandoffNote(text="VIP", author="user:alice", name="Alice Agent"),
+                conversation=conv,
+                actor=alice,
+            ),
+            reply,
+            Envelope.new(
+                HANDOFF_AGENT_REPLIED,
+                HandoffAgentReplied(
+                    text="On it!", agent="user:alice", name="Alice Agent", reply_id=reply.id
+                ),
+                conversation=conv,
+                actor=alice,
+            ),
+        ]:
+            await bus.publish(env)
+        posted = await fake.wait_for(channel=SUPPORT, thread_ts=thread, count=3)
+        texts = [c.args["text"] for c in posted]
+        assert "Claimed by *Alice Agent*" in texts[0]
+        assert "Private note from Alice Agent" in texts[1] and "VIP" in texts[1]
+        assert texts[2] == "*Alice Agent (agent workspace):* On it!"
+        frames = await _frames_until(ws, "On it!")
+        assert [f["service"] for f in frames if f.get("text") == "On it!"] == ["handoff"]
+        assert not [f for f in frames if "VIP" in str(f.get("text"))]
+        await bus.publish_core(
+            typing_subject("web", sender, "agent"), b'{"active": true, "who": "agent"}'
+        )
+        seen_typing = False
+        async with asyncio.timeout(5):
+            while not seen_typing:
+                frame = json.loads(await ws.recv())
+                seen_typing = frame["type"] == "typing" and frame.get("who") == "agent"

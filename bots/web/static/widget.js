@@ -247,7 +247,7 @@
   typing.setAttribute("role", "status");
   typing.hidden = true;
   typing.appendChild(el("span", "fd-dots")).setAttribute("aria-hidden", "true");
-  typing.appendChild(el("span", "fd-sr-only", "The bot is typing\u2026"));
+  var typingLabel = typing.appendChild(el("span", "fd-sr-only", "The bot is typing\u2026"));
 
   var form = el("form", "fd-form");
   form.setAttribute("aria-label", "Send a message");
@@ -417,13 +417,15 @@
     }
   }
 
-  function setTyping(active) {
+  function setTyping(active, who) {
     clearTimeout(typingTimer);
     typing.hidden = !active;
+    typingLabel.textContent = who === "agent" ? "The support agent is typing\u2026" : "The bot is typing\u2026";
     if (active) {
+      // an agent's typing signal repeats every few seconds while they type
       typingTimer = setTimeout(function () {
         typing.hidden = true;
-      }, 60000);
+      }, who === "agent" ? 6000 : 60000);
     }
   }
 
@@ -551,7 +553,7 @@
           markSent(frame.client_id);
         }
       } else if (frame.type === "typing") {
-        setTyping(!!frame.active);
+        setTyping(!!frame.active, frame.who);
       } else if (frame.type === "error") {
         if (frame.client_id) {
           markSent(frame.client_id);
@@ -749,6 +751,15 @@
     input.style.height = Math.min(input.scrollHeight, 120) + "px";
   }
   input.addEventListener("input", autosize);
+  var typedAt = 0;
+  input.addEventListener("input", function () {
+    // tell a support agent the user is typing (at most every 3 s; the server ignores the rest)
+    var now = Date.now();
+    if (input.value && now - typedAt > 3000 && ws && ws.readyState === WebSocket.OPEN) {
+      typedAt = now;
+      ws.send('{"type":"typing"}');
+    }
+  });
 
   // ---- start ---------------------------------------------------------------------------------
 

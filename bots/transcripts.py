@@ -1,0 +1,123 @@
+"""A conversation's transcript, read from the bus: who said what, when, on which channel.
+
+Minimal stand-in for the ``transcripts`` branch's module (same names and signature): it reads
+the conversation's events from ``FD_EVENTS`` in bus order and turns each that a person would
+want to read into a ``TranscriptEntry``. ``entry_of`` maps one envelope (the agent workspace
+uses it for live updates too).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from events.bus import Bus
+from events.envelope import Conversation, Envelope
+from events.payloads import Reply
+from events.subjects import events_filter
+
+EntryKind = Literal["user", "bot", "agent", "note", "system"]
+
+
+class TranscriptEntry(BaseModel):
+    """One line of a transcript (``seq`` is the bus sequence: the order and the position)."""
+
+    seq: int
+    at: datetime
+    kind: EntryKind
+    author: str
+    text: str
+    channel: str
+    type: str
+    ticket: int | None = None
+
+
+_SYSTEM_TEXT = {
+    "handoff.started": "asked for a human",
+    "handoff.ended": "hand-off ended",
+}
+
+
+def _ticket_number(env: Envelope) -> int | None:
+    number = env.payload.get("number", env.payload.get("ticket"))
+    return number if isinstance(number, int) else None
+
+
+def _entry(
+    seq: int, env: Envelope, kind: EntryKind, author: str, text: str, ticket: int | None = None
+) -> TranscriptEntry:
+    return TranscriptEntry(
+        seq=seq,
+        at=env.occurred_at,
+        kind=kind,
+        author=author,
+        text=text,
+        channel=env.conversation.channel,
+        type=env.type,
+        ticket=ticket,
+    )
+
+
+def entry_of(seq: int, env: Envelope) -> TranscriptEntry | None:
+    """The transcript line of ``env``, or ``None`` for events nobody reads (intents detected,
+    the hand-off's copies of user messages and workspace answers)."""
+    who = env.actor.name or env.actor.id
+    payload = env.payload
+    if env.type == "message.received":
+        return _entry(seq, env, "user", who, str(payload.get("text", "")))
+    if env.type == "reply":
+        try:
+            reply = env.payload_as(Reply)
+        except ValidationError:
+            return None
+        if reply.service == "handoff":
+            agent = str((reply.data or {}).get("agent") or who)
+            return _entry(seq, env, "agent", agent, reply.text)
+        number = (reply.data or {}).get("number") if reply.service == "management" else None
+        author = env.conversation.bot or reply.service or "bot"
+        return _entry(
+            seq, env, "bot", author, reply.text, number if isinstance(number, int) else None
+        )
+    if env.type == "handoff.note":
+        author = str(payload.get("name") or payload.get("author") or who)
+        return _entry(seq, env, "note", author, str(payload.get("text", "")))
+    if env.type == "handoff.claimed":
+        name = str(payload.get("name") or payload.get("agent") or "an agent")
+        return _entry(seq, env, "system", who, f"claimed by {name}")
+    if env.type == "handoff.ended":
+        text = {"closed": "closed", "handback": "handed back to the bot"}.get(
+            str(payload.get("outcome")), "no agent could be reached"
+        )
+        return _entry(seq, env, "system", who, text)
+    if env.type == "conversation.rated":
+        return _entry(seq, env, "system", who, f"rated {payload.get('score')}/5")
+    if env.type in _SYSTEM_TEXT:
+        return _entry(seq, env, "system", who, _SYSTEM_TEXT[env.type])
+    if env.type.startswith("ticket."):
+        number = _ticket_number(env)
+        what = env.type.removeprefix("ticket.").replace("_", " ")
+        return _entry(seq, env, "system", who, f"ticket #{number} {what}", number)
+    return None
+
+
+async def read_transcript(
+    bus: Bus, conversation: Conversation, *, limit: int = 5000
+) -> list[TranscriptEntry]:
+    """The conversation's transcript in bus order (its last ``limit`` entries)."""
+    entries: list[TranscriptEntry] = []
+    subject = events_filter(channel=conversation.channel, conversation_id=conversation.id)
+    events = bus.tail(subject, 1, stop_at_end=True)
+    try:
+        async for seq, env in events:
+            if env.conversation.thread != conversation.thread:
+                continue
+            entry = entry_of(seq, env)
+            if entry is not None:
+                entries.append(entry)
+                if len(entries) > limit:
+                    del entries[0]
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]  # an async generator
+    return entries
