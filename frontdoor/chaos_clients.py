@@ -32,6 +32,9 @@ from frontdoor.slack_standin import BOT_USER, FakeSlack, event_body, sign
 #: then the ticket's status.
 SUPPORT_SCRIPT = tuple(turn for turn in SCRIPT if turn.bot == "support")
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=30)
+#: A reply that carries a failure's reference ("Sorry, something went wrong ... (reference
+#: 1a2b3c4d)"): the turn failed, whatever the script's pattern would accept.
+ERROR_REPLY = re.compile(r"\(reference [0-9a-f]{6,}\)")
 
 
 class TurnLost(Exception):
@@ -156,6 +159,8 @@ class Conversation:
                 record.failure = str(exc)
                 break
             failure = self.state.check(turn, texts)
+            if any(ERROR_REPLY.search(text) for text in texts):
+                failure = "an error reply"  # answered, but not by what the turn asked for
             if failure:
                 record.failure = f"{failure}: {texts!r}"[:300]
                 break
