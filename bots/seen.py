@@ -51,7 +51,7 @@ def kv_key(*parts: str) -> str:
     return ".".join(safe)
 
 
-ClaimState = Literal["mine", "done", "busy"]
+ClaimState = Literal["mine", "resumed", "done", "busy"]
 _DONE = b"done"
 
 
@@ -105,8 +105,10 @@ class SeenSet:
             return bytes(entry.value or b"") == value
 
     async def begin(self, *parts: str) -> ClaimState:
-        """Claim posting ``parts``: ``mine`` (go ahead, then ``finish``), ``done`` (posted
-        already: skip) or ``busy`` (another replica is posting it: try again later)."""
+        """Claim posting ``parts``: ``mine`` (go ahead, then ``finish``), ``resumed`` (a
+        claim taken over from a replica that died or from an earlier try: it may have posted
+        already, check before posting), ``done`` (posted already: skip) or ``busy`` (another
+        replica is posting it: try again later)."""
         key = kv_key(*parts)
         claim = f"busy:{self.owner}:{time.time() + self.lease_seconds:.3f}".encode()
         try:
@@ -132,7 +134,7 @@ class SeenSet:
             )
         except nats.js.errors.KeyWrongLastSequenceError:
             return "busy"
-        return "mine"
+        return "resumed"
 
     async def finish(self, *parts: str) -> None:
         """Mark ``parts`` done (after a successful post, or a permanent failure)."""

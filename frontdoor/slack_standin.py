@@ -51,6 +51,8 @@ class FakeSlack:
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     #: texts posted with ``chat.postMessage`` by (channel, thread_ts), in the order received
     threads: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: the same posts as ``conversations.replies`` answers them (with their metadata)
+    replies: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -112,7 +114,7 @@ class FakeSlack:
                 args.update(json.loads(raw))
             else:
                 args.update(dict(parse_qsl(raw.decode())))
-        for key in ("blocks", "attachments"):
+        for key in ("blocks", "attachments", "metadata"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         return args
@@ -133,6 +135,8 @@ class FakeSlack:
         if method == "chat.postMessage" and body.get("ok") and args.get("thread_ts"):
             thread = (str(args.get("channel")), str(args["thread_ts"]))
             self.threads.setdefault(thread, []).append(str(args.get("text", "")))
+            message = {"ts": body["ts"], "text": args.get("text"), "metadata": args.get("metadata")}
+            self.replies.setdefault(thread, []).append(message)
         self._changed.set()
         return web.json_response(body)
 
@@ -153,6 +157,11 @@ class FakeSlack:
                 return {"ok": False, "error": "not_in_channel"}
             ts = f"1800000000.{next(self._ts):06d}"
             return {"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text")}}
+        if method == "conversations.replies":
+            return {
+                "ok": True,
+                "messages": self.replies.get((str(args.get("channel")), str(args.get("ts"))), []),
+            }
         if method in ("chat.update", "chat.postEphemeral"):
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         if method == "users.info":

@@ -76,6 +76,10 @@ _USAGE = (
 )
 
 
+#: The message metadata type of every reply posted (its payload: the reply's envelope id).
+REPLY_METADATA = "frontdoor_reply"
+
+
 class SlackChannel:
     """Slack in and out. Build with ``SlackChannel(config, bus=..., turns=pipeline.handle)``."""
 
@@ -158,8 +162,30 @@ class SlackChannel:
             return  # another replica (or this one, before a restart) posted it
         if state == "busy":
             raise DeliveryBusy(f"reply seq {item.seq} is being posted by another replica")
+        if state == "resumed" and await self._posted_before(item):
+            await self.seen.finish(*claim)  # the replica that died had posted it
+            return
         if await self._post(item):
             await self.seen.finish(*claim)
+
+    async def _posted_before(self, item: ObservedReply) -> bool:
+        """Whether the reply is in its thread already (a replica died between posting it and
+        marking it done): each post carries the reply's id in its message metadata."""
+        conv = item.envelope.conversation
+        if not conv.thread:
+            return False  # a post outside a thread is not looked up: rather twice than never
+        try:
+            answer = await self.client.conversations_replies(
+                channel=conv.id, ts=conv.thread, include_all_metadata=True, limit=200
+            )
+        except SlackApiError as exc:
+            log.warning("cannot check thread %s for reply seq %s: %s", conv.thread, item.seq, exc)
+            return False
+        wanted = str(item.envelope.id)
+        return any(
+            (m.get("metadata") or {}).get("event_payload", {}).get("reply_id") == wanted
+            for m in answer.get("messages") or []
+        )
 
     async def _post(self, item: ObservedReply) -> bool:
         """Post the reply; True when done (posted, or dropped for good), raise to retry."""
@@ -167,7 +193,15 @@ class SlackChannel:
         text, blocks = reply_text(item.reply), reply_blocks(item.reply)
         try:
             await self.client.chat_postMessage(
-                channel=conv.id, thread_ts=conv.thread, text=text, blocks=blocks, unfurl_links=False
+                channel=conv.id,
+                thread_ts=conv.thread,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                metadata={
+                    "event_type": REPLY_METADATA,
+                    "event_payload": {"reply_id": str(item.envelope.id)},
+                },
             )
         except SlackApiError as exc:
             error = exc.response.get("error")

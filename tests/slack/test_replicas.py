@@ -45,7 +45,40 @@ async def test_a_claim_held_by_a_dead_replica_is_taken_over_after_its_lease(bus:
     assert await dead.begin("post", "r1") == "mine"  # then the replica dies before posting
     assert await alive.begin("post", "r1") == "busy"
     await asyncio.sleep(0.6)
-    assert await alive.begin("post", "r1") == "mine"
+    assert await alive.begin("post", "r1") == "resumed"  # it may have posted: look first
     await alive.finish("post", "r1")
     assert await dead.begin("post", "r1") == "done"
     assert await alive.begin("post", "r1") == "done"
+
+
+async def test_a_reply_posted_by_a_replica_that_died_before_marking_it_is_not_posted_again(
+    bus: Bus, fake_slack: FakeSlack
+) -> None:
+    """Found by `frontdoor bench chaos`: a gateway killed between posting a reply and marking it
+    done left its claim to expire, and the replica taking it over posted the reply again. Each
+    post carries the reply's id in its metadata; a taken-over claim looks for it first."""
+    from bots.seen import SeenSet
+    from bots.tracking import ObservedReply
+    from events.envelope import Actor, Conversation, Envelope
+    from events.payloads import Reply
+
+    def item(seq: int, text: str) -> ObservedReply:
+        reply = Reply(text=text)
+        conv = Conversation(channel="slack", id="CREP2", thread="1700000200.000000")
+        env = Envelope.new("reply", reply, conversation=conv, actor=Actor(id="slack:U1"))
+        return ObservedReply(seq, env, reply)
+
+    async with running_gateway(bus, fake_slack) as gateway:
+        dead = await SeenSet.open(bus, 900)  # the gateway's bucket (its dedup TTL)
+        dead.lease_seconds = 0.3
+        posted, unposted = item(1, "posted, then the replica died"), item(2, "never posted")
+        for one in (posted, unposted):
+            assert await dead.begin("post", str(one.envelope.id)) == "mine"
+        await gateway.channel._post(posted)  # the dead replica's post, not marked done
+        await asyncio.sleep(0.4)  # its lease runs out
+        await gateway.channel.deliver(posted)
+        await gateway.channel.deliver(unposted)
+        texts = [c.args["text"] for c in fake_slack.posted(channel="CREP2")]
+        assert texts == ["posted, then the replica died", "never posted"]
+        for one in (posted, unposted):  # both are done now
+            assert await dead.begin("post", str(one.envelope.id)) == "done"
