@@ -340,7 +340,8 @@ class ChaosStack:
 
         models = self.root / "models"
         progress("training the NLU model the gateways share")
-        await ensure_default_model(DirectoryRegistry(models))
+        with contextlib.redirect_stdout(sys.stderr):  # its log line would break --json
+            await ensure_default_model(DirectoryRegistry(models))
         return models
 
     def _write_keys(self) -> dict[str, Path]:
