@@ -405,6 +405,17 @@ def _report(
         c["answered"] += sum(1 for t in tr.turns if t.answered_at is not None)
         c["moved"] += tr.moves
         c["retried"] += sum(t.attempts - 1 for t in tr.turns)
+    for channel, c in by_channel.items():
+        took = sorted(
+            t.answered_at - t.sent_at
+            for tr in transcripts
+            if tr.channel == channel
+            for t in tr.turns
+            if t.answered_at is not None
+        )
+        for name, share in (("p50_ms", 0.5), ("p99_ms", 0.99)):
+            if took:
+                c[name] = round(took[round(share * (len(took) - 1))] * 1000)
     ticket_dups = tickets.get("told_twice", 0) + len(tickets.get("untold") or [])
     lost = len(unanswered) + delivery.get("lost", 0) + len(tickets.get("missing") or [])
     duplicated = delivery.get("duplicated", 0) + ticket_dups
@@ -512,7 +523,7 @@ async def _run_single(
     options: ChaosOptions, slack: FakeSlack, root: Path, progress: Progress
 ) -> dict[str, Any]:
     """The same conversations against one ``frontdoor up`` process, without faults."""
-    from frontdoor.local_nats import attach_url
+    from frontdoor.local_nats import NATS_PID_FILE, attach_url
 
     env = {
         "SLACK_SIGNING_SECRET": SLACK_SECRET,
@@ -523,8 +534,9 @@ async def _run_single(
     data = root / "single"
     progress("starting one `frontdoor up` process")
     with own_stack(env=env, data_dir=data) as (base, pids):
+        nats_pid = int((data / NATS_PID_FILE).read_text())
         meter = CpuMeter(
-            lambda: {"frontdoor up + nats-server": pids, "bench client": [os.getpid()]}
+            lambda: {"frontdoor up": pids, "nats-server": [nats_pid], "bench client": [os.getpid()]}
         )
         meter.sample()
         sampler = asyncio.create_task(meter.run())
