@@ -32,6 +32,8 @@ from frontdoor.slack_standin import BOT_USER, FakeSlack, event_body, sign
 #: then the ticket's status.
 SUPPORT_SCRIPT = tuple(turn for turn in SCRIPT if turn.bot == "support")
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=30)
+#: When Slack sends an unacknowledged event again: nearly at once, after 1 and after 5 minutes.
+SLACK_RETRY_DELAYS = (0.0, 0.25, 60.0, 300.0)
 #: A reply that carries a failure's reference ("Sorry, something went wrong ... (reference
 #: 1a2b3c4d)"): the turn failed, whatever the script's pattern would accept.
 ERROR_REPLY = re.compile(r"\(reference [0-9a-f]{6,}\)")
@@ -396,10 +398,11 @@ class SlackConversation(Conversation):
             await asyncio.sleep(0.05)
 
     async def _deliver(self, body: bytes, record: TurnRecord) -> None:
-        """Slack's delivery: retried (same event id, ``X-Slack-Retry-Num``) while a gateway
-        does not acknowledge it within 3 s, up to 3 retries."""
+        """Slack's delivery: an event not acknowledged within 3 s is sent again with the same
+        event id and ``X-Slack-Retry-Num``, nearly at once, after a minute, after five."""
         reason = ""
-        for retry in range(4):
+        for retry, delay in enumerate(SLACK_RETRY_DELAYS):
+            await asyncio.sleep(delay)
             headers = {"Content-Type": "application/json", **sign(SLACK_SECRET, body)}
             if retry:
                 headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason}
@@ -417,7 +420,6 @@ class SlackConversation(Conversation):
             except (aiohttp.ClientError, TimeoutError):
                 reason = "http_timeout"
                 self.move()
-            await asyncio.sleep(0.25)
         raise TurnLost("Slack gave up: no gateway acknowledged the event")
 
     async def close(self) -> None:

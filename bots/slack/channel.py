@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -101,7 +103,9 @@ class SlackChannel:
             signing_secret=(
                 config.signing_secret.get_secret_value() if config.signing_secret else ""
             ),
-            process_before_response=False,
+            # An event is acknowledged once its turn ran: a gateway that dies before then is
+            # not acknowledged, so Slack delivers the event again (to another gateway).
+            process_before_response=True,
             logger=logging.getLogger("frontdoor.slack.bolt"),
         )
         self.bot_user_id: str | None = None
@@ -239,13 +243,31 @@ class SlackChannel:
     async def _dedup_event(
         self, body: dict[str, Any], request: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]
     ) -> Any:
-        """Take each Events API delivery once (Slack retries the same ``event_id``)."""
+        """Take each Events API delivery once (Slack retries the same ``event_id``).
+
+        The event is claimed with a lease until its listener is done (``_finish_event``): a
+        retry of a done event is acknowledged and ignored; one whose claim another gateway
+        holds is not acknowledged (503), so Slack delivers it again later, and by then it is
+        done, or its claim, held by a gateway that died, has expired and is taken over.
+        """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await self.seen.claim("evt", str(event_id)):
-            retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+        if not event_id:
+            return await next()
+        retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+        state = await self.seen.begin("evt", str(event_id))
+        if state == "done":
             log.info("Slack event %s already taken (retry %s); ignored", event_id, retry)
             return await request.context.ack()
+        if state == "busy":
+            log.info("Slack event %s is being taken elsewhere (retry %s); later", event_id, retry)
+            return BoltResponse(status=503, body="")
+        request.context["frontdoor_event_id"] = str(event_id)
         return await next()
+
+    async def _finish_event(self, context: Any) -> None:
+        event_id = context.get("frontdoor_event_id")
+        if event_id:
+            await self.seen.finish("evt", event_id)
 
     def _is_own(self, event: dict[str, Any], context: dict[str, Any]) -> bool:
         own_user = context.get("bot_user_id") or self.bot_user_id
@@ -256,10 +278,16 @@ class SlackChannel:
         )
 
     async def _on_mention(self, event: dict[str, Any], context: Any) -> None:
-        await self._route_message(event, context, mentioned=True)
+        try:
+            await self._route_message(event, context, mentioned=True)
+        finally:
+            await self._finish_event(context)
 
     async def _on_message(self, event: dict[str, Any], context: Any) -> None:
-        await self._route_message(event, context, mentioned=False)
+        try:
+            await self._route_message(event, context, mentioned=False)
+        finally:
+            await self._finish_event(context)
 
     async def _route_message(self, event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
         if self._is_own(event, context) or not event.get("user"):
@@ -282,7 +310,10 @@ class SlackChannel:
         )
         if not (mentioned or is_dm or in_support_thread or follow_up):
             return  # channel chatter that is not for the bot
-        if not channel or not ts or not await self.seen.claim("msg", channel, ts):
+        # the message is its event's (a redelivery of that event, after a gateway died, takes
+        # it again); the twin event of the same message, or another replica, finds it taken
+        holder = f"evt:{context.get('frontdoor_event_id') or uuid.uuid4().hex}"
+        if not channel or not ts or not await self.seen.claim_as(holder, "msg", channel, ts):
             return  # already taken (a retry, the twin event, another replica)
         if (
             in_support_thread

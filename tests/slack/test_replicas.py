@@ -82,3 +82,37 @@ async def test_a_reply_posted_by_a_replica_that_died_before_marking_it_is_not_po
         assert texts == ["posted, then the replica died", "never posted"]
         for one in (posted, unposted):  # both are done now
             assert await dead.begin("post", str(one.envelope.id)) == "done"
+
+
+async def test_an_event_whose_gateway_died_before_its_turn_is_taken_on_slacks_retry(
+    bus: Bus, fake_slack: FakeSlack
+) -> None:
+    """Found by `frontdoor bench chaos`: a gateway acknowledged an event and died before its
+    turn ran, and the turn was lost (Slack does not resend an acknowledged event). An event is
+    now acknowledged once its turn ran; a retry while another gateway holds it is answered 503
+    (Slack tries again later), and once that claim's lease is over the retry takes it."""
+    from bots.seen import SeenSet
+
+    async with running_gateway(bus, fake_slack) as gateway:
+        dead = await SeenSet.open(bus, 900)
+        dead.lease_seconds = 0.5
+        assert await dead.begin("evt", "EvDIED1") == "mine"  # then that gateway died
+        event = {
+            "type": "app_mention",
+            "user": "U1",
+            "text": f"<@{BOT_USER}> still there?",
+            "ts": "1700000300.000001",
+            "channel": "CREP3",
+            "channel_type": "channel",
+        }
+        first = await gateway.send_event(event, "EvDIED1", extra_headers={"X-Slack-Retry-Num": "1"})
+        assert first.status_code == 503  # not acknowledged: Slack delivers it again
+        await asyncio.sleep(0.6)
+        again = await gateway.send_event(event, "EvDIED1", extra_headers={"X-Slack-Retry-Num": "2"})
+        assert again.status_code == 200
+        [call] = await fake_slack.wait_for(channel="CREP3")
+        assert call.args["text"] == "chatbot echo: still there?"
+        late = await gateway.send_event(event, "EvDIED1", extra_headers={"X-Slack-Retry-Num": "3"})
+        assert late.status_code == 200  # done: acknowledged, not answered again
+        await asyncio.sleep(0.5)
+        assert len(fake_slack.posted(channel="CREP3")) == 1
