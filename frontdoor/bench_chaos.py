@@ -301,9 +301,17 @@ async def check_tickets(database_url: str | None, told: list[str]) -> dict[str, 
 # -- the run -----------------------------------------------------------------------------------
 
 
-def _latency_summary(transcripts: list[Transcript], elapsed: float) -> dict[str, Any]:
+def _latency_summary(
+    transcripts: list[Transcript], elapsed: float, until: float | None = None
+) -> dict[str, Any]:
+    """Throughput and latencies; the longest stall counts until ``until`` (the end of the
+    run's duration: afterwards fewer and fewer conversations are still finishing a turn)."""
     turns = [t for tr in transcripts for t in tr.turns]
-    done = sorted(t.answered_at for t in turns if t.answered_at is not None)
+    done = sorted(
+        t.answered_at
+        for t in turns
+        if t.answered_at is not None and (until is None or t.answered_at <= until)
+    )
     took = sorted(t.answered_at - t.sent_at for t in turns if t.answered_at is not None)
 
     def pct(p: float) -> float | None:
@@ -394,7 +402,9 @@ def _report(
     elapsed: float,
     delivery: dict[str, int],
     tickets: dict[str, Any],
+    start: float | None = None,
 ) -> dict[str, Any]:
+    until = start + options.duration if start is not None else None
     turns = [t for tr in transcripts for t in tr.turns]
     unanswered = [t for t in turns if t.answered_at is None]
     by_channel: dict[str, Counter[str]] = {}
@@ -429,7 +439,7 @@ def _report(
         "lost": lost,
         "duplicated": duplicated,
         "out_of_order": out_of_order,
-        **_latency_summary(transcripts, elapsed),
+        **_latency_summary(transcripts, elapsed, until),
         "channels": {k: dict(v) for k, v in by_channel.items()},
         "replies": delivery,
         "tickets": tickets,
@@ -482,7 +492,7 @@ async def _run_cluster(
         delivery = check_delivery(transcripts, on_bus, problems)
         told = [t.ticket for tr in transcripts for t in tr.turns if t.ticket]
         tickets = await check_tickets(_management_db(stack), told)
-        report = _report(options, transcripts, elapsed, delivery, tickets)
+        report = _report(options, transcripts, elapsed, delivery, tickets, start)
         report["failures"] += problems[:20]
         report["shape"] = {
             "nats_nodes": 3,
@@ -541,7 +551,7 @@ async def _run_single(
         meter.sample()
         sampler = asyncio.create_task(meter.run())
         progress(f"driving {options.conversations} conversations for {options.duration:g} s")
-        transcripts, _, elapsed, _ = await drive([base], options, slack, progress)
+        transcripts, start, elapsed, _ = await drive([base], options, slack, progress)
         meter.sample()
         sampler.cancel()
         url = attach_url(data)
@@ -551,7 +561,7 @@ async def _run_single(
         told = [t.ticket for tr in transcripts for t in tr.turns if t.ticket]
         database = f"sqlite+aiosqlite:///{(data / 'management.db').resolve()}"
         tickets = await check_tickets(database, told)
-    report = _report(options, transcripts, elapsed, delivery, tickets)
+    report = _report(options, transcripts, elapsed, delivery, tickets, start)
     report["failures"] += problems[:20]
     report["shape"] = {"single": "one `frontdoor up` process (embedded nats-server)"}
     report["cpu_ms_per_turn"] = _cpu_per_turn(meter, report["turns_answered"])

@@ -387,15 +387,22 @@ class SlackConversation(Conversation):
         if t:
             event["thread_ts"] = self.root
         body = json.dumps(event_body(event, f"Ev{self.key(t)}")).encode()
-        await self._deliver(body, record)
-        while True:  # until the thread holds this turn's answer
-            posts = self._posts()[self.consumed :]
-            answers = [x for x in posts if not x.startswith(WORKING_PREFIX)]
-            if answers and re.search(turn.expect, "\n".join(answers)):
-                self.consumed += len(posts)
-                self.keep(posts)
-                return answers
-            await asyncio.sleep(0.05)
+        # Slack's deliveries go on while the user looks at the thread: an answer may come from
+        # a delivery that timed out (a slow turn) long before Slack's next retry
+        delivery = asyncio.create_task(self._deliver(body, record))
+        try:
+            while True:  # until the thread holds this turn's answer
+                posts = self._posts()[self.consumed :]
+                answers = [x for x in posts if not x.startswith(WORKING_PREFIX)]
+                if answers and re.search(turn.expect, "\n".join(answers)):
+                    self.consumed += len(posts)
+                    self.keep(posts)
+                    return answers
+                if delivery.done():
+                    delivery.result()  # raises TurnLost when Slack gave up
+                await asyncio.sleep(0.05)
+        finally:
+            delivery.cancel()
 
     async def _deliver(self, body: bytes, record: TurnRecord) -> None:
         """Slack's delivery: an event not acknowledged within 3 s is sent again with the same

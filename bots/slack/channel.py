@@ -16,6 +16,7 @@ conversation's channel and thread (``Retry-After`` respected on 429).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -278,16 +279,17 @@ class SlackChannel:
         )
 
     async def _on_mention(self, event: dict[str, Any], context: Any) -> None:
-        try:
-            await self._route_message(event, context, mentioned=True)
-        finally:
-            await self._finish_event(context)
+        await asyncio.shield(self._take(event, context, mentioned=True))
 
     async def _on_message(self, event: dict[str, Any], context: Any) -> None:
-        try:
-            await self._route_message(event, context, mentioned=False)
-        finally:
-            await self._finish_event(context)
+        await asyncio.shield(self._take(event, context, mentioned=False))
+
+    async def _take(self, event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
+        """Route the event, then mark it done. Shielded: Slack hanging up after 3 s must not
+        cancel a turn half way; one that fails keeps its claim until the lease ends, so
+        Slack's next retry runs it."""
+        await self._route_message(event, context, mentioned=mentioned)
+        await self._finish_event(context)
 
     async def _route_message(self, event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
         if self._is_own(event, context) or not event.get("user"):
