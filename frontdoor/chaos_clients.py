@@ -333,7 +333,9 @@ class WebSocketConversation(Conversation):
                 elif kind == "error":
                     raise TurnLost(f"error frame: {frame}")
             answers = self.by_turn.get(cid or "", [])
-            if cid and finished and answers and (re.search(turn.expect, "\n".join(answers))):
+            # after a resend the answer may come as the replay of ``since`` before the new ack:
+            # the widget shows it, though that gateway may never say the turn is finished
+            if cid and (finished or resent) and re.search(turn.expect, "\n".join(answers)):
                 return answers
             if cid and finished and answers and not resent and msg is None:
                 return answers  # complete, but not the expected answer: the check says so
