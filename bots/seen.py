@@ -30,6 +30,7 @@ from nats.js.kv import KeyValue
 
 from events import subjects
 from events.bus import Bus
+from events.kv import retry_transient
 
 log = logging.getLogger("frontdoor.seen")
 
@@ -50,7 +51,7 @@ def kv_key(*parts: str) -> str:
     return ".".join(safe)
 
 
-ClaimState = Literal["mine", "done", "busy"]
+ClaimState = Literal["mine", "resumed", "done", "busy"]
 _DONE = b"done"
 
 
@@ -72,12 +73,9 @@ class SeenSet:
 
     async def claim(self, *parts: str) -> bool:
         """True the first time ``parts`` is claimed within the window, False afterwards."""
-        key = kv_key(*parts)
         try:
-            await self._kv.create(key, b"1")
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        except nats.js.errors.Error as exc:
+            return await self._claim(kv_key(*parts), f"{self.owner}:{uuid.uuid4().hex}".encode())
+        except (nats.errors.Error, TimeoutError) as exc:
             # Fail open: the bus still drops the duplicate turn by its envelope id.
             log.warning("seen-set unavailable (%s); relying on the bus duplicate window", exc)
         return True
@@ -86,29 +84,39 @@ class SeenSet:
         """Claim ``parts`` for ``holder``: True when it is new or already ``holder``'s (a retry
         of the same holder claims again), False when someone else holds it."""
         key = kv_key(*parts)
-        value = holder.encode()
         try:
-            await self._kv.create(key, value)
-            return True
-        except nats.js.errors.KeyWrongLastSequenceError:
-            entry = await self._kv.get(key)
-            return bytes(entry.value or b"") == value
-        except (nats.js.errors.Error, nats.errors.TimeoutError) as exc:
+            return await self._claim(key, holder.encode())
+        except (nats.errors.Error, TimeoutError) as exc:
             # Fail open: rather handed out twice by two replicas than never.
             log.warning("claims unavailable (%s); handing %s out unclaimed", exc, key)
             return True
 
+    async def _claim(self, key: str, value: bytes) -> bool:
+        """Create ``key`` holding ``value``: True when it is new or already holds ``value``.
+
+        Retried while the bucket has no leader (a NATS node lost): a create whose answer was
+        lost may have landed, and the next try then finds its own ``value``, still a win.
+        """
+        try:
+            await retry_transient(lambda: self._kv.create(key, value))
+            return True
+        except nats.js.errors.KeyWrongLastSequenceError:
+            entry = await retry_transient(lambda: self._kv.get(key))
+            return bytes(entry.value or b"") == value
+
     async def begin(self, *parts: str) -> ClaimState:
-        """Claim posting ``parts``: ``mine`` (go ahead, then ``finish``), ``done`` (posted
-        already: skip) or ``busy`` (another replica is posting it: try again later)."""
+        """Claim posting ``parts``: ``mine`` (go ahead, then ``finish``), ``resumed`` (a
+        claim taken over from a replica that died or from an earlier try: it may have posted
+        already, check before posting), ``done`` (posted already: skip) or ``busy`` (another
+        replica is posting it: try again later)."""
         key = kv_key(*parts)
         claim = f"busy:{self.owner}:{time.time() + self.lease_seconds:.3f}".encode()
         try:
-            self._held[key] = int(await self._kv.create(key, claim))
+            self._held[key] = int(await retry_transient(lambda: self._kv.create(key, claim)))
             return "mine"
         except nats.js.errors.KeyWrongLastSequenceError:
             pass
-        entry = await self._kv.get(key)
+        entry = await retry_transient(lambda: self._kv.get(key))
         value = bytes(entry.value or b"")
         if value == _DONE:
             return "done"
@@ -120,19 +128,22 @@ class SeenSet:
         if owner != self.owner and not expired:
             return "busy"
         try:  # ours from before a retry, or a dead replica's: take it over
-            self._held[key] = int(await self._kv.update(key, claim, last=entry.revision))
+            revision = entry.revision
+            self._held[key] = int(
+                await retry_transient(lambda: self._kv.update(key, claim, last=revision))
+            )
         except nats.js.errors.KeyWrongLastSequenceError:
             return "busy"
-        return "mine"
+        return "resumed"
 
     async def finish(self, *parts: str) -> None:
         """Mark ``parts`` done (after a successful post, or a permanent failure)."""
         key = kv_key(*parts)
         revision = self._held.pop(key, None)
         if revision is None:
-            await self._kv.put(key, _DONE)
+            await retry_transient(lambda: self._kv.put(key, _DONE))
             return
         try:
-            await self._kv.update(key, _DONE, last=revision)
+            await retry_transient(lambda: self._kv.update(key, _DONE, last=revision))
         except nats.js.errors.KeyWrongLastSequenceError:
             log.warning("slack post %s was taken over while it was being posted", key)

@@ -3,6 +3,10 @@
 For ``frontdoor bench chaos`` and the tests that prove Frontdoor survives losing a node: each
 node has its own name, client port, cluster port and store directory, and routes to the others.
 A node can be killed (SIGKILL, by its own PID) and started again with the same ports and store.
+
+With ``config`` every node also reads that file (e.g. the deployment's ``nats-cluster.conf``,
+with users and an authenticated cluster): ``route_credentials`` then go into the route URLs and
+``probe_credentials`` (a user of the config) are what ``wait_ready`` connects with.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from events.embedded import find_nats_server, free_port
 from events.errors import EmbeddedServerError
 
 
+async def _quiet(_exc: Exception) -> None:
+    """nats-py prints every failed connection attempt; a node still starting is expected."""
+
+
 @dataclass
 class ClusterNode:
     """One server of the cluster."""
@@ -28,6 +36,8 @@ class ClusterNode:
     port: int
     cluster_port: int
     store: Path
+    #: monitoring (``/healthz``, ``/jsz``) on loopback
+    http_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -52,6 +62,8 @@ class LocalCluster:
         name: str = "frontdoor",
         config: Path | None = None,
         env: dict[str, str] | None = None,
+        route_credentials: tuple[str, str] | None = None,
+        probe_credentials: tuple[str, str] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a cluster needs at least one node")
@@ -59,6 +71,8 @@ class LocalCluster:
         self.name = name
         self.config = config
         self.env = env
+        self.route_credentials = route_credentials
+        self.probe_credentials = probe_credentials
         self.binary = find_nats_server()
         self.nodes = [
             ClusterNode(f"n{i + 1}", free_port(), free_port(), self.data_dir / f"n{i + 1}")
@@ -70,9 +84,18 @@ class LocalCluster:
         """Every node's URL, comma separated (what ``NATS_URL`` takes)."""
         return ",".join(node.url for node in self.nodes)
 
+    def route_urls(self) -> list[str]:
+        """Every node's route URL (with the route credentials, if any)."""
+        auth = ""
+        if self.route_credentials is not None:
+            auth = "{}:{}@".format(*self.route_credentials)
+        return [f"nats://{auth}127.0.0.1:{node.cluster_port}" for node in self.nodes]
+
     def _args(self, node: ClusterNode) -> list[str]:
         routes = ",".join(
-            f"nats://127.0.0.1:{other.cluster_port}" for other in self.nodes if other is not node
+            url
+            for other, url in zip(self.nodes, self.route_urls(), strict=True)
+            if other is not node
         )
         args = [self.binary]
         if self.config is not None:
@@ -85,6 +108,8 @@ class LocalCluster:
             str(node.port),
             "-n",
             node.name,
+            "-m",
+            str(node.http_port),
             "-sd",
             str(node.store),
             "--cluster_name",
@@ -129,14 +154,24 @@ class LocalCluster:
         """Wait until every running node accepts clients and JetStream answers on one of them."""
         import nats
 
+        from events.compartments import inbox_prefix
+
+        user = self.probe_credentials
+        auth = "{}:{}@".format(*user) if user else ""
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
                 nc = await nats.connect(
-                    servers=[n.url for n in self.nodes if n.pid is not None],
+                    servers=[
+                        n.url.replace("nats://", f"nats://{auth}")
+                        for n in self.nodes
+                        if n.pid is not None
+                    ],
                     connect_timeout=1,
                     allow_reconnect=False,
+                    error_cb=_quiet,
+                    inbox_prefix=inbox_prefix(user[0]) if user else "_INBOX",
                 )
             except Exception as exc:
                 last = exc

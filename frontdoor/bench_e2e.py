@@ -80,6 +80,16 @@ SCRIPT: tuple[ScriptTurn, ...] = (
 #: different stages at any moment instead of all opening tickets in the same instant.
 STARTS = (0, 8, 2, 10, 1, 9, 11)
 TICKET = re.compile(r"#(\d+)")
+#: What a benchmark's own stack runs with: every benchmark conversation comes from this one
+#: address (limits raised), quiet logs, and this checkout's code in every child process.
+BENCH_ENV = {
+    "FRONTDOOR_RATE_LIMIT": str(1_000_000),
+    "FRONTDOOR_ADDRESS_RATE_LIMIT": str(100_000_000),
+    "FRONTDOOR_SESSION_RATE_LIMIT": str(1_000_000),
+    "FRONTDOOR_WS_MAX_CONNECTIONS_PER_ADDRESS": str(100_000),
+    "FRONTDOOR_LOG_LEVEL": "warning",
+    "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+}
 WORKING_PREFIX = "Still working on it"
 
 
@@ -148,7 +158,7 @@ class ChannelStats:
         }
 
 
-class _Conversation:
+class ScriptState:
     """The script's state for one conversation (its number and the ticket it opened)."""
 
     def __init__(self, n: int) -> None:
@@ -190,7 +200,7 @@ class _Phases:
             await self.barrier.wait()
 
 
-async def _session_token(client: aiohttp.ClientSession) -> str:
+async def session_token(client: aiohttp.ClientSession) -> str:
     """A new guest session's token (each bench conversation is a new visitor)."""
     async with client.post("/api/session") as r:
         if r.status != 200:
@@ -201,8 +211,8 @@ async def _session_token(client: aiohttp.ClientSession) -> str:
 async def _rest_conversation(
     client: aiohttp.ClientSession, phases: _Phases, run: str, n: int, turns: int
 ) -> None:
-    headers = {"Authorization": f"Bearer {await _session_token(client)}"}
-    conv = _Conversation(n)
+    headers = {"Authorization": f"Bearer {await session_token(client)}"}
+    conv = ScriptState(n)
     for t in range(phases.warm_turns + turns):
         await phases.at(t)
         stats = phases.stats(t)
@@ -230,8 +240,8 @@ async def _rest_conversation(
 async def _ws_conversation(
     client: aiohttp.ClientSession, phases: _Phases, n: int, turns: int
 ) -> None:
-    token = await _session_token(client)
-    conv = _Conversation(n)
+    token = await session_token(client)
+    conv = ScriptState(n)
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"type": "auth", "token": token})
         await ws.receive_json()  # hello
@@ -336,7 +346,7 @@ async def _run_channel(
     ]
 
 
-def _cpu_seconds(pids: list[int] | None) -> float | None:
+def cpu_seconds(pids: list[int] | None) -> float | None:
     """CPU time (user + system) of processes ``pids`` and their children alive now (Linux)."""
     by_role = tree_cpu_by_role(pids) if pids else None
     return sum(by_role.values()) if by_role is not None else None
@@ -359,7 +369,7 @@ async def run_bench(
     async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
         # warm-up (not measured): is the front door able to answer at all?
         body = {"message": "hi", "metadata": {"bot": "chatbot"}}
-        headers = {"Authorization": f"Bearer {await _session_token(client)}"}
+        headers = {"Authorization": f"Bearer {await session_token(client)}"}
         async with client.post("/webhooks/rest/webhook", json=body, headers=headers) as r:
             if r.status != 200:
                 raise BenchError(f"warm-up turn answered HTTP {r.status}: {await r.text()}")
@@ -387,7 +397,7 @@ def _wait_healthy(base: str, procs: list[subprocess.Popen[bytes]], log_path: Pat
         time.sleep(0.25)
 
 
-def _wait_settled(pids: list[int], *, idle_share: float = 0.1, limit: float = 120.0) -> None:
+def wait_settled(pids: list[int], *, idle_share: float = 0.1, limit: float = 120.0) -> None:
     """Wait until the stack's processes use under ``idle_share`` of a core (over 0.5 s).
 
     Healthy is not yet settled: after ``/healthz`` answers, a stack still finishes work it
@@ -396,35 +406,32 @@ def _wait_settled(pids: list[int], *, idle_share: float = 0.1, limit: float = 12
     measured turns. Gives up quietly after ``limit`` seconds.
     """
     deadline = time.monotonic() + limit
-    before = _cpu_seconds(pids)
+    before = cpu_seconds(pids)
     while before is not None and time.monotonic() < deadline:
         time.sleep(0.5)
-        after = _cpu_seconds(pids)
+        after = cpu_seconds(pids)
         if after is None or after - before < idle_share * 0.5:
             return
         before = after
 
 
 @contextlib.contextmanager
-def own_stack(*, split: bool = False) -> Any:
+def own_stack(
+    *, split: bool = False, env: dict[str, str] | None = None, data_dir: Path | None = None
+) -> Any:
     """Start a stack on a free port in a temporary directory; yield ``(base URL, pids)``.
 
     ``frontdoor up`` in a child process: one process (embedded nats-server, every service and
     the gateway), or with ``split`` ``frontdoor up --split`` (each service in its own process).
+    ``env`` is added to its environment; ``data_dir`` replaces the temporary data directory.
     """
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp:
+        extra = env or {}
         env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "FRONTDOOR_NATS_URL")}
-        env.update(
-            # every benchmark conversation comes from this one address
-            FRONTDOOR_RATE_LIMIT=str(1_000_000),
-            FRONTDOOR_ADDRESS_RATE_LIMIT=str(100_000_000),
-            FRONTDOOR_SESSION_RATE_LIMIT=str(1_000_000),
-            FRONTDOOR_WS_MAX_CONNECTIONS_PER_ADDRESS=str(100_000),
-            FRONTDOOR_LOG_LEVEL="warning",
-            PYTHONPATH=str(Path(__file__).resolve().parents[1]),
-        )
-        data = Path(tmp) / "data"
+        env.update(BENCH_ENV)
+        env.update(extra)
+        data = data_dir or Path(tmp) / "data"
         log_path = Path(tmp) / "stack.log"
         procs: list[subprocess.Popen[bytes]] = []
         base = f"http://127.0.0.1:{port}"
@@ -451,7 +458,7 @@ def own_stack(*, split: bool = False) -> Any:
                 )
                 _wait_healthy(base, procs, log_path)
                 pids = [p.pid for p in procs]
-                _wait_settled(pids)
+                wait_settled(pids)
                 yield base, pids
             finally:
                 for proc in reversed(procs):

@@ -27,6 +27,9 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy import (
+    text as sql_text,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -45,6 +48,8 @@ from events.envelope import Envelope
 
 #: The session of the change being applied once (``MarketingStore.once``): store methods called
 #: inside it join its transaction instead of opening their own.
+#: Key of the PostgreSQL advisory lock that serialises concurrent start-ups' table creation.
+_SCHEMA_LOCK = 0x6D6B7467  # "mktg"
 _AMBIENT: ContextVar[AsyncSession | None] = ContextVar("marketing_session", default=None)
 
 
@@ -203,6 +208,11 @@ class MarketingStore:
         """Connect to ``url`` and create the tables if missing."""
         engine = create_engine(url)
         async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # instances starting together would race to create the same tables
+                await conn.execute(
+                    sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
+                )
             await conn.run_sync(Base.metadata.create_all)
         return cls(engine)
 

@@ -16,15 +16,18 @@ conversation's channel and thread (``Retry-After`` respected on 429).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -76,6 +79,10 @@ _USAGE = (
 )
 
 
+#: The message metadata type of every reply posted (its payload: the reply's envelope id).
+REPLY_METADATA = "frontdoor_reply"
+
+
 class SlackChannel:
     """Slack in and out. Build with ``SlackChannel(config, bus=..., turns=pipeline.handle)``."""
 
@@ -97,7 +104,9 @@ class SlackChannel:
             signing_secret=(
                 config.signing_secret.get_secret_value() if config.signing_secret else ""
             ),
-            process_before_response=False,
+            # An event is acknowledged once its turn ran: a gateway that dies before then is
+            # not acknowledged, so Slack delivers the event again (to another gateway).
+            process_before_response=True,
             logger=logging.getLogger("frontdoor.slack.bolt"),
         )
         self.bot_user_id: str | None = None
@@ -166,8 +175,30 @@ class SlackChannel:
             return  # another replica (or this one, before a restart) posted it
         if state == "busy":
             raise DeliveryBusy(f"reply seq {item.seq} is being posted by another replica")
+        if state == "resumed" and await self._posted_before(item):
+            await self.seen.finish(*claim)  # the replica that died had posted it
+            return
         if await self._post(item):
             await self.seen.finish(*claim)
+
+    async def _posted_before(self, item: ObservedReply) -> bool:
+        """Whether the reply is in its thread already (a replica died between posting it and
+        marking it done): each post carries the reply's id in its message metadata."""
+        conv = item.envelope.conversation
+        if not conv.thread:
+            return False  # a post outside a thread is not looked up: rather twice than never
+        try:
+            answer = await self.client.conversations_replies(
+                channel=conv.id, ts=conv.thread, include_all_metadata=True, limit=200
+            )
+        except SlackApiError as exc:
+            log.warning("cannot check thread %s for reply seq %s: %s", conv.thread, item.seq, exc)
+            return False
+        wanted = str(item.envelope.id)
+        return any(
+            (m.get("metadata") or {}).get("event_payload", {}).get("reply_id") == wanted
+            for m in answer.get("messages") or []
+        )
 
     async def _post(self, item: ObservedReply) -> bool:
         """Post the reply; True when done (posted, or dropped for good), raise to retry."""
@@ -175,7 +206,15 @@ class SlackChannel:
         text, blocks = reply_text(item.reply), reply_blocks(item.reply)
         try:
             await self.client.chat_postMessage(
-                channel=conv.id, thread_ts=conv.thread, text=text, blocks=blocks, unfurl_links=False
+                channel=conv.id,
+                thread_ts=conv.thread,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                metadata={
+                    "event_type": REPLY_METADATA,
+                    "event_payload": {"reply_id": str(item.envelope.id)},
+                },
             )
         except SlackApiError as exc:
             error = exc.response.get("error")
@@ -213,13 +252,31 @@ class SlackChannel:
     async def _dedup_event(
         self, body: dict[str, Any], request: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]
     ) -> Any:
-        """Take each Events API delivery once (Slack retries the same ``event_id``)."""
+        """Take each Events API delivery once (Slack retries the same ``event_id``).
+
+        The event is claimed with a lease until its listener is done (``_finish_event``): a
+        retry of a done event is acknowledged and ignored; one whose claim another gateway
+        holds is not acknowledged (503), so Slack delivers it again later, and by then it is
+        done, or its claim, held by a gateway that died, has expired and is taken over.
+        """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await self.seen.claim("evt", str(event_id)):
-            retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+        if not event_id:
+            return await next()
+        retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+        state = await self.seen.begin("evt", str(event_id))
+        if state == "done":
             log.info("Slack event %s already taken (retry %s); ignored", event_id, retry)
             return await request.context.ack()
+        if state == "busy":
+            log.info("Slack event %s is being taken elsewhere (retry %s); later", event_id, retry)
+            return BoltResponse(status=503, body="")
+        request.context["frontdoor_event_id"] = str(event_id)
         return await next()
+
+    async def _finish_event(self, context: Any) -> None:
+        event_id = context.get("frontdoor_event_id")
+        if event_id:
+            await self.seen.finish("evt", event_id)
 
     def _is_own(self, event: dict[str, Any], context: dict[str, Any]) -> bool:
         own_user = context.get("bot_user_id") or self.bot_user_id
@@ -230,10 +287,17 @@ class SlackChannel:
         )
 
     async def _on_mention(self, event: dict[str, Any], context: Any) -> None:
-        await self._route_message(event, context, mentioned=True)
+        await asyncio.shield(self._take(event, context, mentioned=True))
 
     async def _on_message(self, event: dict[str, Any], context: Any) -> None:
-        await self._route_message(event, context, mentioned=False)
+        await asyncio.shield(self._take(event, context, mentioned=False))
+
+    async def _take(self, event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
+        """Route the event, then mark it done. Shielded: Slack hanging up after 3 s must not
+        cancel a turn half way; one that fails keeps its claim until the lease ends, so
+        Slack's next retry runs it."""
+        await self._route_message(event, context, mentioned=mentioned)
+        await self._finish_event(context)
 
     async def _route_message(self, event: dict[str, Any], context: Any, *, mentioned: bool) -> None:
         if self._is_own(event, context) or not event.get("user"):
@@ -256,7 +320,10 @@ class SlackChannel:
         )
         if not (mentioned or is_dm or in_support_thread or follow_up):
             return  # channel chatter that is not for the bot
-        if not channel or not ts or not await self.seen.claim("msg", channel, ts):
+        # the message is its event's (a redelivery of that event, after a gateway died, takes
+        # it again); the twin event of the same message, or another replica, finds it taken
+        holder = f"evt:{context.get('frontdoor_event_id') or uuid.uuid4().hex}"
+        if not channel or not ts or not await self.seen.claim_as(holder, "msg", channel, ts):
             return  # already taken (a retry, the twin event, another replica)
         if (
             in_support_thread

@@ -45,7 +45,74 @@ async def test_a_claim_held_by_a_dead_replica_is_taken_over_after_its_lease(bus:
     assert await dead.begin("post", "r1") == "mine"  # then the replica dies before posting
     assert await alive.begin("post", "r1") == "busy"
     await asyncio.sleep(0.6)
-    assert await alive.begin("post", "r1") == "mine"
+    assert await alive.begin("post", "r1") == "resumed"  # it may have posted: look first
     await alive.finish("post", "r1")
     assert await dead.begin("post", "r1") == "done"
     assert await alive.begin("post", "r1") == "done"
+
+
+async def test_a_reply_posted_by_a_replica_that_died_before_marking_it_is_not_posted_again(
+    bus: Bus, fake_slack: FakeSlack
+) -> None:
+    """Found by `frontdoor bench chaos`: a gateway killed between posting a reply and marking it
+    done left its claim to expire, and the replica taking it over posted the reply again. Each
+    post carries the reply's id in its metadata; a taken-over claim looks for it first."""
+    from bots.seen import SeenSet
+    from bots.tracking import ObservedReply
+    from events.envelope import Actor, Conversation, Envelope
+    from events.payloads import Reply
+
+    def item(seq: int, text: str) -> ObservedReply:
+        reply = Reply(text=text)
+        conv = Conversation(channel="slack", id="CREP2", thread="1700000200.000000")
+        env = Envelope.new("reply", reply, conversation=conv, actor=Actor(id="slack:U1"))
+        return ObservedReply(seq, env, reply)
+
+    async with running_gateway(bus, fake_slack) as gateway:
+        dead = await SeenSet.open(bus, 900)  # the gateway's bucket (its dedup TTL)
+        dead.lease_seconds = 0.3
+        posted, unposted = item(1, "posted, then the replica died"), item(2, "never posted")
+        for one in (posted, unposted):
+            assert await dead.begin("post", str(one.envelope.id)) == "mine"
+        await gateway.channel._post(posted)  # the dead replica's post, not marked done
+        await asyncio.sleep(0.4)  # its lease runs out
+        await gateway.channel.deliver(posted)
+        await gateway.channel.deliver(unposted)
+        texts = [c.args["text"] for c in fake_slack.posted(channel="CREP2")]
+        assert texts == ["posted, then the replica died", "never posted"]
+        for one in (posted, unposted):  # both are done now
+            assert await dead.begin("post", str(one.envelope.id)) == "done"
+
+
+async def test_an_event_whose_gateway_died_before_its_turn_is_taken_on_slacks_retry(
+    bus: Bus, fake_slack: FakeSlack
+) -> None:
+    """Found by `frontdoor bench chaos`: a gateway acknowledged an event and died before its
+    turn ran, and the turn was lost (Slack does not resend an acknowledged event). An event is
+    now acknowledged once its turn ran; a retry while another gateway holds it is answered 503
+    (Slack tries again later), and once that claim's lease is over the retry takes it."""
+    from bots.seen import SeenSet
+
+    async with running_gateway(bus, fake_slack) as gateway:
+        dead = await SeenSet.open(bus, 900)
+        dead.lease_seconds = 0.5
+        assert await dead.begin("evt", "EvDIED1") == "mine"  # then that gateway died
+        event = {
+            "type": "app_mention",
+            "user": "U1",
+            "text": f"<@{BOT_USER}> still there?",
+            "ts": "1700000300.000001",
+            "channel": "CREP3",
+            "channel_type": "channel",
+        }
+        first = await gateway.send_event(event, "EvDIED1", extra_headers={"X-Slack-Retry-Num": "1"})
+        assert first.status_code == 503  # not acknowledged: Slack delivers it again
+        await asyncio.sleep(0.6)
+        again = await gateway.send_event(event, "EvDIED1", extra_headers={"X-Slack-Retry-Num": "2"})
+        assert again.status_code == 200
+        [call] = await fake_slack.wait_for(channel="CREP3")
+        assert call.args["text"] == "chatbot echo: still there?"
+        late = await gateway.send_event(event, "EvDIED1", extra_headers={"X-Slack-Retry-Num": "3"})
+        assert late.status_code == 200  # done: acknowledged, not answered again
+        await asyncio.sleep(0.5)
+        assert len(fake_slack.posted(channel="CREP3")) == 1
