@@ -313,10 +313,14 @@ def rest_router() -> APIRouter:
         replies, duplicate = await gateway.rest.run_turn(
             gateway.pipeline, msg, gateway.settings.rest_turn_timeout
         )
-        # Late replies of earlier turns come first; taken only now, so a failed turn loses none.
-        late = [item.reply for item in await gateway.rest.take_pending(conversation)]
+        # Late replies of earlier turns come first, then this turn's, then what arrived for
+        # this turn after it was complete (e.g. a hand-off notice); taken only now, so a failed
+        # turn loses none.
+        late = await gateway.rest.take_pending(conversation)
+        earlier = [i.reply for i in late if i.envelope.correlation_id != msg.envelope_id]
+        after = [i.reply for i in late if i.envelope.correlation_id == msg.envelope_id]
         headers = {"X-Frontdoor-Duplicate": "1"} if duplicate else None
-        return rest_json(recipient, [*late, *replies], headers)
+        return rest_json(recipient, [*earlier, *replies, *after], headers)
 
     @router.get(
         "/webhooks/rest/pending",
