@@ -45,6 +45,12 @@ DELIVERED_BUCKET: Final = "fd_delivered"
 HANDOFFS_BUCKET: Final = "fd_handoffs"
 #: Rate-limit counters shared by every gateway replica (``events.counters``).
 LIMITS_BUCKET: Final = "fd_limits"
+#: Ticket number -> the requester's conversation (where ticket notices go), with a TTL.
+TICKET_CONVERSATIONS_BUCKET: Final = "fd_ticket_conversations"
+
+#: Durable consumers on ``FD_EVENTS`` shared by every gateway replica (``Bus.follow``).
+TICKET_NOTICES_CONSUMER: Final = "gw_ticket_notices"
+TICKET_EMAILS_CONSUMER: Final = "gw_ticket_emails"
 
 #: Seconds within which a re-published envelope id is dropped (Slack retries for ~5 minutes).
 DUPLICATE_WINDOW_SECONDS: Final = 15 * 60
