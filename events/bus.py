@@ -5,6 +5,7 @@
   across a reconnect until acknowledged or ``publish_timeout`` passes.
 - ``tail(filter, from_seq)``: an ordered, resumable read of ``FD_EVENTS``.
 - ``work(service, handler)``: the service's durable pull consumer, explicit ack/nak/term.
+- ``follow(name, filter, handler)``: a durable follower of ``FD_EVENTS`` shared by replicas.
 - ``key_value`` / ``object_store`` / ``add_micro_service``: the other NATS facilities we use.
 
 Every connection uses the inbox prefix ``_INBOX.<user>`` of the NATS user it logs in as (see
@@ -43,6 +44,7 @@ from events.compartments import inbox_prefix as inbox_prefix_of
 from events.credentials import url_user
 from events.envelope import Envelope
 from events.errors import BusUnavailable, PublishTimeout, StreamsMissing
+from events.follow import EventHandler, FollowPolicy, delivery_handler
 from events.streams import (
     BusLimits,
     bucket_config,
@@ -51,6 +53,7 @@ from events.streams import (
     choose_replicas,
     ensure_consumer,
     ensure_stream,
+    follower_consumer_config,
     missing_streams,
     object_store_config,
     reserving,
@@ -503,6 +506,42 @@ class Bus:
             max_deliver=self.limits.max_deliver,
         )
         worker._task = asyncio.create_task(pull.run(), name=f"worker-{service}")
+        return worker
+
+    async def follow(
+        self,
+        name: str,
+        filter_subject: str,
+        handler: EventHandler,
+        policy: FollowPolicy | None = None,
+    ) -> Worker:
+        """Follow ``FD_EVENTS`` (``filter_subject``) with the durable consumer ``name``, shared
+        by every process that follows under that name: each event reaches ``handler`` in one of
+        them, once it succeeds (see ``events.follow``). ``worker.stop()`` stops following; the
+        position stays with the server. A new consumer starts at the end of the stream."""
+        policy = policy or FollowPolicy()
+        config = follower_consumer_config(
+            name,
+            filter_subject,
+            ordered=policy.ordered,
+            max_deliver=policy.attempts,
+            ack_wait=policy.ack_wait,
+        )
+        await self._retry(
+            lambda: ensure_consumer(self._js, subjects.EVENT_STREAM, config), "create consumer"
+        )
+        worker = Worker(service=name)
+        pull = PullLoop(
+            self._nc,
+            api_prefix=getattr(self._js, "_prefix", "$JS.API"),
+            stream=subjects.EVENT_STREAM,
+            durable=name,
+            handler=delivery_handler(name, handler, policy, _stored_subject),
+            worker=worker,
+            concurrency=policy.concurrency if not policy.ordered else 1,
+            max_deliver=policy.attempts,
+        )
+        worker._task = asyncio.create_task(pull.run(), name=f"follow-{name}")
         return worker
 
     # -- other NATS facilities ------------------------------------------------------------

@@ -106,6 +106,10 @@ class VersionedKV:
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise RevisionConflict(f"{key!r} changed since revision {revision}") from exc
 
+    async def put(self, key: str, value: bytes) -> int:
+        """Store ``key`` whatever it held; return the new revision."""
+        return int(await self._kv.put(key, value))
+
     async def delete(self, key: str) -> None:
         """Remove ``key`` (a later ``get`` returns ``None``)."""
         await retry_transient(lambda: self._kv.delete(key))

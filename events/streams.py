@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
     ObjectStoreConfig,
@@ -71,6 +72,10 @@ BUCKETS: dict[str, BucketSpec] = {
     subjects.LIMITS_BUCKET: BucketSpec(128 * MIB, ttl=2 * 3600.0, max_value_size=256),
     # the agent workspace's saved replies (a few small keys, kept until changed)
     subjects.WORKSPACE_BUCKET: BucketSpec(8 * MIB, history=5, max_value_size=256 * KIB),
+    # where each ticket's notices go: kept 180 days after the ticket was opened
+    subjects.TICKET_CONVERSATIONS_BUCKET: BucketSpec(
+        64 * MIB, ttl=180 * DAY, max_value_size=4 * KIB
+    ),
 }
 #: Every object store, with its limits.
 OBJECT_STORES: dict[str, BucketSpec] = {
@@ -227,6 +232,35 @@ def service_consumer_config(service: str, limits: BusLimits) -> ConsumerConfig:
         max_deliver=limits.max_deliver,
         backoff=None,
         max_ack_pending=limits.max_ack_pending,
+    )
+
+
+def follower_consumer_config(
+    name: str,
+    filter_subject: str,
+    *,
+    ordered: bool,
+    max_deliver: int,
+    ack_wait: float,
+) -> ConsumerConfig:
+    """A durable pull consumer on ``FD_EVENTS`` that every replica of a component shares
+    (``Bus.follow``): each event goes to one of them, the position is kept by the server.
+
+    Created at the current end of the stream (``DeliverPolicy.NEW``): a new follower does not
+    act on the past. ``ordered``: one event in flight across all replicas (in stream order,
+    a failed one is retried before the next); otherwise up to 64 at once.
+    """
+    return ConsumerConfig(
+        name=name,
+        durable_name=name,
+        description=f"Gateway follower {name}",
+        filter_subject=filter_subject,
+        deliver_policy=DeliverPolicy.NEW,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
+        backoff=None,
+        max_ack_pending=1 if ordered else 64,
     )
 
 

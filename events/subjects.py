@@ -49,6 +49,12 @@ LIMITS_BUCKET: Final = "fd_limits"
 WORKSPACE_BUCKET: Final = "fd_workspace"
 #: Typing indicators (core NATS, never stored): ``fd.typing.<channel>.<conversation>.<who>``.
 TYPING_PREFIX: Final = "fd.typing"
+#: Ticket number -> the requester's conversation (where ticket notices go), with a TTL.
+TICKET_CONVERSATIONS_BUCKET: Final = "fd_ticket_conversations"
+
+#: Durable consumers on ``FD_EVENTS`` shared by every gateway replica (``Bus.follow``).
+TICKET_NOTICES_CONSUMER: Final = "gw_ticket_notices"
+TICKET_EMAILS_CONSUMER: Final = "gw_ticket_emails"
 
 #: Seconds within which a re-published envelope id is dropped (Slack retries for ~5 minutes).
 DUPLICATE_WINDOW_SECONDS: Final = 15 * 60

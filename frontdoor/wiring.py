@@ -287,6 +287,7 @@ async def build_gateway(
 
     Claims are signed with the environment's key, else with ``keys_from``'s (``up``).
     """
+    from bots.ticket_updates import SmtpSettings
     from bots.web.app import create_gateway_app
     from bots.web.settings import WebSettings
     from frontdoor.doors import add_service_doors
@@ -295,6 +296,7 @@ async def build_gateway(
     bus.unavailable_after = UNAVAILABLE_AFTER
     issuer = _configured(lambda: claim_issuer(ClaimKeySettings(), keys_from))
     web_settings = WebSettings()
+    smtp = _smtp_settings(SmtpSettings)
     api = intents_router(
         bus,
         known_actions=registry.service_actions(),
@@ -308,7 +310,9 @@ async def build_gateway(
     await exhausted.start()
     stack.closers.append(exhausted.stop)
     dialogue = await _open_dialogue(bus, stack, train_if_missing=train_if_missing)
-    app = create_gateway_app(bus, dialogue, issuer=issuer, settings=web_settings, routers=[api])
+    app = create_gateway_app(
+        bus, dialogue, issuer=issuer, settings=web_settings, routers=[api], smtp=smtp
+    )
     _attach_slack(app)
     add_service_doors(app, app.state.gateway, timeout=settings.intent_timeout)
     token = web_settings.metrics_token
@@ -317,12 +321,26 @@ async def build_gateway(
     return app
 
 
+def _smtp_settings(make: Callable[[], Any]) -> Any:
+    """The SMTP settings of ticket e-mails; an incomplete configuration is a clear error."""
+    from pydantic import ValidationError
+
+    try:
+        return make()
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigurationError(f"SMTP settings: {reasons}") from None
+
+
 def never_log(web: Any, app: FastAPI) -> None:
     """Register the gateway's configured secrets with the log redaction (``frontdoor.logs``)."""
     from frontdoor.logs import add_secret
 
     for secret in (web.session_secret, web.site_token_secret, web.metrics_token):
         add_secret(secret.get_secret_value() if secret is not None else None)
+    smtp = getattr(app.state.gateway, "smtp", None)
+    if smtp is not None and smtp.password is not None:
+        add_secret(smtp.password.get_secret_value())
     slack = getattr(app.state, "slack", None)
     if slack is not None:
         for value in (slack.config.signing_secret, slack.config.bot_token, slack.config.app_token):

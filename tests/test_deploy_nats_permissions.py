@@ -585,3 +585,57 @@ async def test_the_cli_user_runs_doctor_and_the_bus_benchmark(
     assert result.acked_publishes_per_s > 0
     assert result.nats_url == f"nats://cli:***@{secured_nats}"  # printed: never the password
     assert [lat.requests for lat in result.latency] == [20, 20]
+
+
+async def test_the_gateway_follows_ticket_events_with_its_own_user(
+    secured_nats: str, gateway_bus: Bus
+) -> None:
+    """Ticket notices: the gateway's durable follower on FD_EVENTS, its KV bucket, and the
+    reply it publishes, all under the gateway's NATS user; management publishes the event."""
+    from bots.ticket_updates import ChatNotices
+
+    management = await Bus.connect(
+        _url(secured_nats, "management"), limits=TEST_LIMITS, ensure=False
+    )
+    notices = ChatNotices(gateway_bus)
+    await notices.start()
+    try:
+        requester = Conversation(channel="web", id="w-perm")
+        created = Envelope.new(
+            "ticket.created",
+            {
+                "ticket": 7,
+                "subject": "VPN",
+                "status": "open",
+                "priority": "normal",
+                "requester_email": "a@b.c",
+                "channel": "web",
+            },
+            conversation=requester,
+            actor=Actor(id="guest:w-perm", roles=("guest",)),
+        )
+        await management.publish(created)
+        solved = Envelope.new(
+            "ticket.status_changed",
+            {
+                "ticket": 7,
+                "subject": "VPN",
+                "status": "solved",
+                "priority": "normal",
+                "requester_email": "a@b.c",
+                "old_status": "open",
+                "new_status": "solved",
+            },
+            conversation=Conversation(channel="api", id="agent"),
+            actor=Actor(id="user:agent", roles=("agent",)),
+        )
+        replies = gateway_bus.tail(
+            subjects.events_filter(channel="web", conversation_id="w-perm", envelope_type="reply")
+        )
+        await management.publish(solved)
+        _, reply = await asyncio.wait_for(anext(replies), 20)
+        await replies.aclose()
+        assert reply.payload_as(Reply).text == "Ticket #7 (VPN) is now solved."
+    finally:
+        await notices.stop()
+        await management.close()

@@ -79,3 +79,34 @@ def test_up_and_serve_register_their_nats_passwords() -> None:
 
     _never_log_nats("nats://gateway:p%40ss-word-42@h:4222,nats://127.0.0.1:1", None)
     assert "p@ss-word-42" not in redact_text("it was p@ss-word-42")
+
+
+def test_an_incomplete_smtp_configuration_stops_the_start_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bots.ticket_updates import SmtpSettings
+    from frontdoor.wiring import ConfigurationError, _smtp_settings
+
+    monkeypatch.setenv("FRONTDOOR_SMTP_HOST", "smtp.example.com")
+    monkeypatch.delenv("FRONTDOOR_SMTP_FROM", raising=False)
+    with pytest.raises(ConfigurationError, match=r"FRONTDOOR_SMTP_FROM .* is required"):
+        _smtp_settings(SmtpSettings)
+
+
+def test_the_smtp_password_is_registered_with_the_log_redaction() -> None:
+    from types import SimpleNamespace
+
+    from bots.ticket_updates import SmtpSettings
+    from bots.web.settings import WebSettings
+    from frontdoor.logs import redact_text
+    from frontdoor.wiring import never_log
+
+    smtp = SmtpSettings(
+        host="smtp.example.com",
+        from_address="support@example.com",
+        username="mailer",
+        password="an-smtp-password-77",
+    )
+    app = SimpleNamespace(state=SimpleNamespace(gateway=SimpleNamespace(smtp=smtp)))
+    never_log(WebSettings(session_secret="s" * 32), app)  # type: ignore[arg-type]
+    assert "an-smtp-password-77" not in redact_text("login failed for an-smtp-password-77")

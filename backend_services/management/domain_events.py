@@ -48,12 +48,15 @@ class TicketStatusChanged(TicketEvent):
 
 
 class TicketCommented(TicketEvent):
-    """``ticket.commented``"""
+    """``ticket.commented``: ``body`` only for a public comment (never an internal note's), so
+    the front door can tell the requester what was said."""
 
     comment_id: int
     public: bool
     author: str
     by_staff: bool
+    author_name: str | None = None
+    body: str | None = None
 
 
 class TicketAssigned(TicketEvent):

@@ -297,6 +297,8 @@ async def ticket_comment(payload: TicketCommentIn, ctx: HandlerContext) -> Ticke
                 public=payload.public,
                 author=caller.key,
                 by_staff=caller.staff,
+                author_name=caller.name or (caller.user.handle if caller.user else None),
+                body=payload.body if payload.public else None,
             )
         )
         if changes:

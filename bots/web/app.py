@@ -31,6 +31,13 @@ from bots.personas import BotRegistry, load_bots
 from bots.roles import RoleResolver
 from bots.router import ReplyRouter
 from bots.seen import SeenSet
+from bots.ticket_updates import (
+    ChatNotices,
+    EmailNotices,
+    Mailer,
+    SmtpSettings,
+    TicketConversations,
+)
 from bots.turns import Dialogue, TurnPipeline
 from bots.web.auth import unauthorized
 from bots.web.docs import add_docs
@@ -69,6 +76,7 @@ class Gateway:
         *,
         issuer: ClaimIssuer,
         turn_factory: Callable[..., Any] | None = None,
+        smtp: SmtpSettings | None = None,
     ) -> None:
         self.bus = bus
         self.settings = settings
@@ -88,6 +96,11 @@ class Gateway:
             turn_factory=turn_factory,
         )
         self.router = ReplyRouter(bus)
+        #: requesters hear about their tickets: in their conversation, and by e-mail when
+        #: SMTP is configured (``bots.ticket_updates``)
+        self.ticket_notices = ChatNotices(bus)
+        self.smtp = smtp
+        self.email_notices: EmailNotices | None = None
         self.rest = RestChannel(
             settings.rest_pending_max,
             pending_ttl=settings.rest_pending_ttl_seconds,
@@ -123,6 +136,12 @@ class Gateway:
         )
         await self.handoff.start()
         await self.router.start()
+        conversations = await TicketConversations.open(self.bus)
+        self.ticket_notices.conversations = conversations
+        await self.ticket_notices.start()
+        if self.smtp is not None and self.smtp.enabled:
+            self.email_notices = EmailNotices(self.bus, Mailer(self.smtp), self.smtp, conversations)
+            await self.email_notices.start()
         for hook in self.on_start:
             await hook()
         self.started = True
@@ -132,6 +151,9 @@ class Gateway:
         for hook in reversed(self.on_stop):
             with contextlib.suppress(Exception):
                 await hook()
+        if self.email_notices is not None:
+            await self.email_notices.stop()
+        await self.ticket_notices.stop()
         await self.router.stop()
         await self.handoff.stop()
         await self.roles.stop()
@@ -294,6 +316,7 @@ def create_gateway_app(
     static_dir: Path | None = None,
     turn_factory: Callable[..., Any] | None = None,
     title: str = "Frontdoor",
+    smtp: SmtpSettings | None = None,
 ) -> FastAPI:
     """Build the web gateway app.
 
@@ -301,12 +324,17 @@ def create_gateway_app(
     ``async handle(UserTurn) -> TurnOutcome``); ``issuer``: signs the actors' claims for the
     services (``events.claims``); ``settings``: ``WebSettings`` (default: from the
     environment); ``bots``: the bot registry (default: built-ins + ``settings.experts_file``);
-    ``routers``: extra routers to mount (e.g. the headless intents API). The app's lifespan
-    starts/stops the gateway (reply router, hand-off and roles followers).
+    ``routers``: extra routers to mount (e.g. the headless intents API); ``smtp``: e-mail
+    for ticket notices (default: ``SmtpSettings()`` from the environment, off without
+    ``FRONTDOOR_SMTP_HOST``). The app's lifespan starts/stops the gateway (reply router,
+    hand-off and roles followers, ticket notices).
     """
     settings = settings or WebSettings()
+    smtp = smtp if smtp is not None else SmtpSettings()
     bots = bots or load_bots(settings.experts_file)
-    gateway = Gateway(bus, dialogue, settings, bots, issuer=issuer, turn_factory=turn_factory)
+    gateway = Gateway(
+        bus, dialogue, settings, bots, issuer=issuer, turn_factory=turn_factory, smtp=smtp
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

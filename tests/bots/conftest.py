@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from backend_services.runtime import Service, ServiceRunner
+from bots.ticket_updates import SmtpSettings
 from bots.web.app import create_gateway_app, uvicorn_limits
 from bots.web.settings import WebSettings
 from events.bus import Bus
@@ -207,13 +208,16 @@ async def echo_runner(bus: Bus) -> AsyncIterator[ServiceRunner]:
         await runner.stop(grace=1.0)
 
 
-async def start_gateway(bus: Bus, dialogue: Any, **settings: Any) -> LiveServer:
+async def start_gateway(
+    bus: Bus, dialogue: Any, *, smtp: SmtpSettings | None = None, **settings: Any
+) -> LiveServer:
     app = create_gateway_app(
         bus,
         dialogue,
         issuer=TEST_ISSUER,
         settings=make_settings(**settings),
         turn_factory=SimpleTurn,
+        smtp=smtp,
     )
     live = LiveServer(app)
     await live.start()
