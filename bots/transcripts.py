@@ -121,3 +121,42 @@ async def read_transcript(
     finally:
         await events.aclose()  # type: ignore[attr-defined]  # an async generator
     return entries
+
+
+def render_text(conversation: Conversation, entries: list[TranscriptEntry]) -> str:
+    """A plain-text transcript: a heading, then one line per entry (UTC time, who, what)."""
+    where = f"{conversation.channel} conversation {conversation.id}"
+    if conversation.thread:
+        where += f" (thread {conversation.thread})"
+    lines = [f"Transcript of the {where}", ""]
+    for e in entries:
+        who = {"user": e.author, "bot": f"{e.author} (bot)", "agent": f"{e.author} (agent)"}.get(
+            e.kind, f"[{e.kind}] {e.author}"
+        )
+        text = e.text.replace("\n", "\n    ")
+        lines.append(f"{e.at.strftime('%Y-%m-%d %H:%M:%S')} UTC  {who}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+async def conversations_of(bus: Bus, actor_id: str, *, limit: int = 10_000) -> list[Conversation]:
+    """Every conversation (channel, id, thread) in which ``actor_id`` sent a message that the bus
+    still keeps, oldest first.
+
+    Reads every ``message.received`` event of ``FD_EVENTS`` (within its retention, 30 days):
+    seconds for millions of events, an operator's command, never on a turn's path.
+    """
+    found: dict[tuple[str, str, str | None], Conversation] = {}
+    events = bus.tail(events_filter(envelope_type="message.received"), 1, stop_at_end=True)
+    try:
+        async for _seq, env in events:
+            if env.actor.id != actor_id:
+                continue
+            c = env.conversation
+            key = (c.channel, c.id, c.thread)
+            if key not in found:
+                found[key] = Conversation(channel=c.channel, id=c.id, thread=c.thread)
+                if len(found) >= limit:
+                    break
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]  # an async generator
+    return list(found.values())

@@ -43,7 +43,7 @@ from events import subjects
 from events.compartments import inbox_prefix as inbox_prefix_of
 from events.credentials import url_user
 from events.envelope import Envelope
-from events.errors import BusUnavailable, PublishTimeout, StreamsMissing
+from events.errors import BusError, BusUnavailable, PublishTimeout, StreamsMissing
 from events.follow import EventHandler, FollowPolicy, delivery_handler
 from events.streams import (
     BusLimits,
@@ -395,6 +395,16 @@ class Bus:
         """The last sequence stored in ``stream``."""
         info = await self._retry(lambda: self._js.stream_info(stream), "stream info")
         return int(info.state.last_seq)
+
+    async def purge_events(self, filter_subject: str) -> None:
+        """Remove every stored event of ``FD_EVENTS`` whose subject matches ``filter_subject``
+        (e.g. one conversation's ``fd.event.<channel>.<conversation>.>``, for erasure)."""
+        done = await self._retry(
+            lambda: self._js.purge_stream(subjects.EVENT_STREAM, subject=filter_subject),
+            "purge events",
+        )
+        if not done:
+            raise BusError(f"NATS did not purge {filter_subject} from {subjects.EVENT_STREAM}")
 
     # -- ordered reading --------------------------------------------------------------------
 

@@ -363,7 +363,8 @@ def _cli() -> Compartment:
     return Compartment(
         user=CLI,
         about=(
-            "cli: the operator's commands (frontdoor doctor, nlu publish, bench bus): JetStream "
+            "cli: the operator's commands (frontdoor doctor, nlu publish, bench bus, transcript, "
+            "erase): JetStream "
             "and stream info, $SRV discovery, NLU models, intents; `bench bus` runs the "
             f"'{BENCH_SERVICE}' service on channel system. It never creates the streams."
         ),
@@ -382,6 +383,15 @@ def _cli() -> Compartment:
                     f"{_JS}.STREAM.MSG.DELETE.{subjects.DEAD_STREAM}",
                 ),
             ),
+            Grant(
+                "erasure (`frontdoor erase`): purge a conversation's events, delete its dialogue "
+                "state, publish the audit event",
+                (
+                    f"{_JS}.STREAM.PURGE.{subjects.EVENT_STREAM}",
+                    f"{subjects.EVENT_PREFIX}.system.cli.privacy.erased",
+                ),
+            ),
+            _kv(subjects.CONVERSATIONS_BUCKET),
             Grant(
                 f"the '{BENCH_SERVICE}' service of `frontdoor bench bus`",
                 (

@@ -113,3 +113,7 @@ class VersionedKV:
     async def delete(self, key: str) -> None:
         """Remove ``key`` (a later ``get`` returns ``None``)."""
         await retry_transient(lambda: self._kv.delete(key))
+
+    async def purge(self, key: str) -> None:
+        """Remove ``key`` and every earlier revision of it (erasure: nothing of it is kept)."""
+        await retry_transient(lambda: self._kv.purge(key))

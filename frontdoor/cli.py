@@ -60,6 +60,9 @@ def register_commands() -> None:
     from frontdoor import cli_dead
 
     cli_dead.register(app)
+    from frontdoor import cli_privacy
+
+    cli_privacy.register(app)
     from frontdoor import bench_e2e, cli_test_conversations
 
     cli_test_conversations.register(app)

@@ -257,6 +257,22 @@ async def test_handoff_claim_reply_note_close_and_rating(stack: AgentStack) -> N
         assert [t for k, t in kinds if k == "agent"] == ["answer 0", "answer 1", "answer 2"]
         assert view["conversation"]["state"] == "claimed"
 
+        # The transcript as a download: the same entries as JSON, and as plain text.
+        exported = await http.get(f"{base}/export")
+        assert exported.status_code == 200
+        assert exported.headers["content-disposition"].startswith("attachment;")
+        assert exported.json()["entries"] == view["entries"]
+        text = await http.get(f"{base}/export", params={"format": "text"})
+        assert text.headers["content-type"].startswith("text/plain")
+        lines = text.text.splitlines()
+        assert lines[0] == f"Transcript of the web conversation {sender}"
+        said = [line.split("UTC  ", 1)[1] for line in lines[2:]]
+        assert said.index("Alice Agent (agent): answer 0") < said.index(
+            "Alice Agent (agent): answer 2"
+        )
+        assert "[note] Alice Agent: VIP customer" in said
+        assert (await http.get(f"{base}/export", params={"format": "pdf"})).status_code == 422
+
         close = await http.post(f"{base}/close", json={}, headers=headers)
         assert close.status_code == 200
         late = await http.post(f"{base}/reply", json={"text": "too late"}, headers=headers)

@@ -19,10 +19,10 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bots.handoff import (
@@ -35,7 +35,7 @@ from bots.handoff import (
     HandoffEnded,
     HandoffNote,
 )
-from bots.transcripts import entry_of, read_transcript
+from bots.transcripts import entry_of, read_transcript, render_text
 from bots.web.agent import calls
 from bots.web.agent.auth import STAFF_ROLES, Agent, Workspace, workspace_of
 from bots.web.agent.board import HandedOff
@@ -181,6 +181,33 @@ def conversations_router() -> APIRouter:
             "tickets": item.tickets,
             "entries": [e.model_dump(mode="json") for e in entries],
         }
+
+    @router.get(
+        "/export",
+        summary="The whole transcript as a download (JSON or plain text)",
+        response_class=Response,
+        responses=answers(401, 403, 404, 422, 429, 500),
+    )
+    async def export(
+        request: Request, ref: str, format: Literal["json", "text"] = "json"
+    ) -> Response:
+        workspace = workspace_of(request)
+        await workspace.agent(request)
+        item = _handoff(workspace, ref)
+        entries = await read_transcript(workspace.gateway.bus, item.conversation)
+        name = f"transcript-{item.conversation.channel}-{ref[:16]}"
+        if format == "text":
+            return PlainTextResponse(
+                render_text(item.conversation, entries),
+                headers={"Content-Disposition": f'attachment; filename="{name}.txt"'},
+            )
+        body = {
+            "conversation": item.conversation.model_dump(mode="json", exclude_none=True),
+            "entries": [e.model_dump(mode="json") for e in entries],
+        }
+        return JSONResponse(
+            body, headers={"Content-Disposition": f'attachment; filename="{name}.json"'}
+        )
 
     @router.get(
         "/stream",

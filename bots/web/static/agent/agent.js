@@ -324,6 +324,8 @@
   function openConversation(ref) {
     if (current && current.source) current.source.close();
     current = { ref: ref, lastSeq: 0, source: null };
+    $("export-json").href = API + "/conversations/" + ref + "/export?format=json";
+    $("export-text").href = API + "/conversations/" + ref + "/export?format=text";
     $("transcript").textContent = "";
     $("solve-ticket").textContent = "";
     var none = el("option", null, "none");
