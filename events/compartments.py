@@ -46,7 +46,7 @@ BENCH_EVENTS: Final = "bench.>"
 COMMON_SERVICE_EVENTS: Final = ("reply", "intent.failed", "security.>")
 #: Event types each service owns besides the common ones.
 SERVICE_EVENTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "management": ("ticket.>", "user.roles_changed"),
+    "management": ("ticket.>", "user.roles_changed", "privacy.erased"),
     "marketing": ("campaign.>", "lead.>", "segment.>"),
     "analysis": (),
     "generative": (),

@@ -249,3 +249,86 @@ def erase_actor(
         typer.echo(f"the bus keeps no conversation of {actor_id}: nothing to erase")
         return
     typer.echo(f"erased {count} conversation(s) ({removed} events); audit event {ERASED} published")
+
+
+async def _ask_management(bus: Bus, action: str, payload: dict[str, Any]) -> Any:
+    """Send management an intent as the operator (an admin claim signed with the gateway's key,
+    like `frontdoor dead replay`) and wait for its reply on the bus."""
+    import uuid
+
+    from events.envelope import Actor, Conversation, Envelope
+    from events.payloads import Reply
+    from events.subjects import events_filter, intent_type
+    from frontdoor.keys import ClaimKeySettings, claim_issuer
+    from frontdoor.settings import FrontdoorSettings
+
+    settings = FrontdoorSettings()
+    issuer = claim_issuer(
+        ClaimKeySettings(), settings.data_dir if settings.nats() is None else None
+    )
+    operator = Actor(id="system:cli", name="operator", roles=("admin",))
+    conversation = Conversation(channel="system", id="cli")
+    start = await bus.last_sequence()
+    intent = Envelope.new(
+        intent_type("management", action),
+        payload,
+        conversation=conversation,
+        actor=operator,
+        id=uuid.uuid4(),
+        claim=issuer.issue(operator, "management", conversation=("system", "cli")),
+    )
+    await bus.publish(intent)
+    replies = bus.tail(
+        events_filter(channel="system", conversation_id="cli", envelope_type="reply"), start + 1
+    )
+    try:
+        async with asyncio.timeout(30):
+            async for _seq, env in replies:
+                if env.causation_id == intent.id:
+                    return env.payload_as(Reply)
+    finally:
+        await replies.aclose()  # type: ignore[attr-defined]  # an async generator
+    raise RuntimeError("management did not answer")  # pragma: no cover (timeout raises first)
+
+
+@erase_app.command("person")
+def erase_person(
+    person: str = typer.Argument(
+        ..., help="A user (handle, email, slack:U1, ...) or a requester's email"
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
+    nats_url: str = NATS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Erase a person everywhere: management's records (their tickets with comments and
+    history, their comments elsewhere, their user record, roles, identities, API keys) and every
+    conversation on the bus of each identity they were proven by, with the dialogue state."""
+    _confirm(f"Erase {person} and everything about them for good?", yes)
+
+    async def go() -> tuple[str, int, int]:
+        from bots.transcripts import conversations_of
+
+        bus = await _bus(nats_url, data_dir)
+        try:
+            actors: list[str] = []
+            found = await _ask_management(bus, "user_get", {"user": person})
+            if found.status == "ok":
+                data = found.data or {}
+                actors = [f"user:{data['handle']}", *data.get("identities", [])]
+            erased = await _ask_management(bus, "user_erase", {"person": person})
+            if erased.status != "ok":
+                typer.echo(f"management: {erased.text}", err=True)
+                raise typer.Exit(1)
+            conversations: list[Conversation] = []
+            for actor_id in actors:
+                typer.echo(f"finding the conversations of {actor_id} …", err=True)
+                conversations += await conversations_of(bus, actor_id)
+            removed = (
+                await erase_conversations(bus, conversations, "person") if conversations else 0
+            )
+            return erased.text, len(conversations), removed
+        finally:
+            await bus.close()
+
+    said, count, removed = asyncio.run(go())
+    typer.echo(f"{said} Erased {count} conversation(s) ({removed} events) from the bus.")

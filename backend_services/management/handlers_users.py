@@ -15,6 +15,7 @@ from backend_services.management.core import (
     state_of,
 )
 from backend_services.management.domain_events import UserRolesChanged
+from backend_services.management.erasure import erase_person
 from backend_services.management.errors import Denied, HandlerError
 from backend_services.management.lifecycle import ADMIN, ANYONE, SYSTEM
 from backend_services.management.schemas_users import (
@@ -27,6 +28,8 @@ from backend_services.management.schemas_users import (
     PasswordChanged,
     PasswordCheck,
     PasswordSet,
+    PersonErase,
+    PersonErased,
     ResolveActor,
     ResolvedActor,
     UserCreate,
@@ -230,6 +233,46 @@ async def user_set_password(payload: PasswordSet, ctx: HandlerContext) -> Passwo
         user = await repo.get_user(s, payload.user)
         await repo.set_password(s, user, payload.password, ctx.now())
         return PasswordChanged(user=user.handle, has_password=payload.password is not None)
+
+
+@service.handler(
+    "user_erase", roles=ADMIN, summary="Erase a person: tickets, comments, user record"
+)
+async def user_erase(payload: PersonErase, ctx: HandlerContext) -> PersonErased:
+    """Deletes the tickets the person requested (with their comments, tags and history), their
+    comments elsewhere and their user record (roles, identities, API keys). Publishes
+    ``privacy.erased`` (counts only) and, for a user, ``user.roles_changed`` (so every gateway
+    forgets their cached roles). The last active admin cannot be erased."""
+
+    async def change(s: AsyncSession, caller: Caller, now: datetime) -> Applied:
+        ref = payload.person.strip()
+        user = await repo.find_user(s, ref)
+        if user is None and ("@" not in ref or ":" in ref):
+            raise HandlerError(f"There is no user '{ref}' (an e-mail address erases a requester).")
+        email = user.email if user is not None else ref
+        actor_ids: set[str] = set()
+        events: list[tuple[str, dict]] = []
+        if user is not None:
+            out = await repo.user_out(s, user)
+            if "admin" in out.roles:
+                await repo.ensure_other_admin(s, user)
+            actor_ids = {f"{repo.USER_ACTOR_PREFIX}{user.handle}", *out.identities}
+            events.append(await roles_changed_event(s, user, out.roles, []))
+        erased = await erase_person(s, user=user, email=email, actor_ids=actor_ids)
+        counts = {
+            "what": "user" if erased.user_record else "requester",
+            "tickets": erased.tickets,
+            "comments": erased.comments,
+        }
+        events.append(("privacy.erased", counts))
+        message = (
+            f"Erased {'a user record' if erased.user_record else 'a requester'}, "
+            f"{erased.tickets} ticket(s) and {erased.comments} other comment(s)."
+        )
+        return Applied(message=message, events=events)
+
+    applied = await apply_once(ctx, change)
+    return PersonErased(message=applied.message or "Erased.")
 
 
 @service.handler(

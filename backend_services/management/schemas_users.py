@@ -244,3 +244,20 @@ class ResolvedActor(BaseModel):
         """``slack:U123 is alice (roles admin, user).``"""
         who = self.user or "an unknown user"
         return f"{self.actor_id} is {who} (roles {', '.join(self.roles)})."
+
+
+class PersonErase(_In):
+    """Erase a person (admins): a registered user (handle, email, identity such as
+    ``slack:U1``) or a requester known only by e-mail."""
+
+    person: str = Field(min_length=1, max_length=320)
+
+
+class PersonErased(BaseModel):
+    """What an erasure removed, in counts."""
+
+    message: str
+
+    def reply_text(self) -> str:
+        """The counts (never the person's data)."""
+        return self.message

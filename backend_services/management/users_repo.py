@@ -223,7 +223,7 @@ async def update_user(
         user.email = email.lower()
     if active is not None and active != user.active:
         if not active and "admin" in await stored_roles(s, user.id):
-            await _ensure_other_admin(s, user)
+            await ensure_other_admin(s, user)
         changes["active"] = [user.active, active]
         user.active = active
     if changes:
@@ -231,7 +231,7 @@ async def update_user(
     return changes
 
 
-async def _ensure_other_admin(s: AsyncSession, user: User) -> None:
+async def ensure_other_admin(s: AsyncSession, user: User) -> None:
     others = await s.scalar(
         select(func.count())
         .select_from(UserRole)
@@ -249,7 +249,7 @@ async def set_roles(
     old = await stored_roles(s, user.id)
     new = sorted(set(roles) & set(STORED_ROLES))
     if "admin" in old and "admin" not in new:
-        await _ensure_other_admin(s, user)
+        await ensure_other_admin(s, user)
     await s.execute(delete(UserRole).where(UserRole.user_id == user.id))
     for role in new:
         s.add(UserRole(user_id=user.id, role=role))
