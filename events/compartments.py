@@ -80,6 +80,7 @@ GATEWAY_KV: Final = (
     subjects.HANDOFFS_BUCKET,
     subjects.LIMITS_BUCKET,
     subjects.WORKSPACE_BUCKET,
+    subjects.AGENT_SIGNOUTS_BUCKET,
     subjects.TICKET_CONVERSATIONS_BUCKET,
 )
 #: The gateway serves chart images from ``fd_charts`` (analysis renders them).

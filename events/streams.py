@@ -72,6 +72,8 @@ BUCKETS: dict[str, BucketSpec] = {
     subjects.LIMITS_BUCKET: BucketSpec(128 * MIB, ttl=2 * 3600.0, max_value_size=256),
     # the agent workspace's saved replies (a few small keys, kept until changed)
     subjects.WORKSPACE_BUCKET: BucketSpec(8 * MIB, history=5, max_value_size=256 * KIB),
+    # agent sessions signed out early: kept as long as a session can last
+    subjects.AGENT_SIGNOUTS_BUCKET: BucketSpec(16 * MIB, ttl=DAY, max_value_size=64),
     # where each ticket's notices go: kept 180 days after the ticket was opened
     subjects.TICKET_CONVERSATIONS_BUCKET: BucketSpec(
         64 * MIB, ttl=180 * DAY, max_value_size=4 * KIB

@@ -47,6 +47,8 @@ HANDOFFS_BUCKET: Final = "fd_handoffs"
 LIMITS_BUCKET: Final = "fd_limits"
 #: The agent workspace's shared settings (its saved replies).
 WORKSPACE_BUCKET: Final = "fd_workspace"
+#: Agent sessions signed out before they expired, shared by every gateway replica (TTL a day).
+AGENT_SIGNOUTS_BUCKET: Final = "fd_agent_signouts"
 #: Typing indicators (core NATS, never stored): ``fd.typing.<channel>.<conversation>.<who>``.
 TYPING_PREFIX: Final = "fd.typing"
 #: Ticket number -> the requester's conversation (where ticket notices go), with a TTL.

@@ -179,7 +179,10 @@ class WebSettings(BaseSettings):
         "even without Slack); FRONTDOOR_AGENT_WORKSPACE=off closes it",
     )
     agent_session_max_age_seconds: int = Field(
-        default=8 * 3600, ge=60, description="How long an agent's sign-in lasts"
+        default=8 * 3600,
+        ge=60,
+        le=24 * 3600,
+        description="How long an agent's sign-in lasts (sign-outs are shared for at most a day)",
     )
     agent_cookie_secure: Literal["auto", "always", "never"] = Field(
         default="auto",

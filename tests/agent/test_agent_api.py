@@ -15,11 +15,14 @@ import pytest
 
 from bots.handoff import HANDOFF_STARTED, HandoffStarted
 from bots.turns import IncomingMessage
+from bots.web.app import create_gateway_app
 from events import subjects
 from events.bus import Bus
 from events.envelope import Actor, Conversation, Envelope
 from events.payloads import Reply
 from tests.agent.conftest import PASSWORD, AgentStack, agent_stack, as_admin, sign_in
+from tests.bots.conftest import LiveServer, make_settings
+from tests.claims import TEST_ISSUER
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -399,3 +402,33 @@ async def test_saved_replies(stack: AgentStack) -> None:
         )
         assert saved.status_code == 200
         assert (await http.get("/agent/api/saved-replies")).json() == body
+
+
+async def test_signing_out_on_one_gateway_ends_the_session_on_every_replica(
+    stack: AgentStack,
+) -> None:
+    # A second replica: the same bus and session secret, its own process memory.
+    second = create_gateway_app(
+        stack.bus, NoDialogue(), issuer=TEST_ISSUER, settings=make_settings(resolve_roles=True)
+    )
+    replica = LiveServer(second)
+    await replica.start()
+    try:
+        async with stack.client() as http:
+            csrf = await sign_in(http)
+            cookie_value = http.cookies["fd_agent"]
+        async with httpx.AsyncClient(
+            base_url=replica.url, cookies={"fd_agent": cookie_value}, timeout=20.0
+        ) as there:
+            assert (await there.get("/agent/api/inbox")).status_code == 200  # one session
+        async with stack.client(cookies={"fd_agent": cookie_value}) as http:
+            out = await http.delete("/agent/api/session", headers={"X-CSRF-Token": csrf})
+            assert out.status_code == 204
+        async with httpx.AsyncClient(
+            base_url=replica.url, cookies={"fd_agent": cookie_value}, timeout=20.0
+        ) as thief:
+            refused = await thief.get("/agent/api/inbox")
+            assert refused.status_code == 401
+            assert "signed out" in refused.json()["detail"]
+    finally:
+        await replica.stop()

@@ -49,6 +49,7 @@ def add_agent_workspace(app: FastAPI, static_dir: Path) -> Workspace:
     workspace = Workspace(gateway)
     workspace.board = HandoffBoard(gateway.bus)
     gateway.workspace = workspace
+    gateway.on_start.append(lambda: workspace.sessions.open_shared(gateway.bus))
     gateway.on_start.append(workspace.board.start)
     gateway.on_stop.append(workspace.board.stop)
     for router in (

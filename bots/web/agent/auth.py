@@ -30,8 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from bots.roles import GATEWAY
 from bots.web.errors import answers
 from bots.web.ratelimit import Rate, RateLimited
+from events.bus import Bus
 from events.envelope import Actor
 from events.errors import BusUnavailable
+from events.kv import VersionedKV
+from events.subjects import AGENT_SIGNOUTS_BUCKET
 
 if TYPE_CHECKING:
     from bots.web.agent.board import HandoffBoard
@@ -68,6 +71,25 @@ class AgentSessions:
         self.max_age_seconds = max_age_seconds
         #: sessions signed out before they expired (kept as long as they could still be used)
         self._revoked: TTLCache[str, bool] = TTLCache(100_000, max_age_seconds)
+        #: the sign-outs every replica sees (``fd_agent_signouts``; set at start)
+        self.shared: VersionedKV | None = None
+
+    async def open_shared(self, bus: Bus) -> None:
+        """Share sign-outs with the other gateway replicas through NATS KV."""
+        self.shared = await VersionedKV.open(bus, AGENT_SIGNOUTS_BUCKET)
+
+    async def check_signed_in(self, session_id: str) -> None:
+        """``ValueError`` when the session was signed out, on any replica.
+
+        One KV read per workspace call: an agent's calls are few, and a stolen cookie must stop
+        working everywhere the moment its owner signs out.
+        """
+        if session_id in self._revoked:
+            raise ValueError("you signed out; sign in again")
+        if self.shared is not None and session_id:
+            if await self.shared.get(session_id) is not None:
+                self._revoked[session_id] = True
+                raise ValueError("you signed out; sign in again")
 
     def issue(self, handle: str, name: str | None) -> tuple[str, str, str]:
         """``(cookie value, session id, CSRF token)`` of a new session."""
@@ -89,13 +111,13 @@ class AgentSessions:
             raise ValueError("the session is not valid; sign in again") from None
         if not isinstance(data, dict) or not isinstance(data.get("h"), str):
             raise ValueError("the session is not valid; sign in again")
-        if data.get("i") in self._revoked:
-            raise ValueError("you signed out; sign in again")
         return data, signed_at.timestamp() + self.max_age_seconds
 
-    def revoke(self, session_id: str) -> None:
-        """End a session before it expires (sign-out)."""
+    async def revoke(self, session_id: str) -> None:
+        """End a session before it expires (sign-out), on every replica."""
         self._revoked[session_id] = True
+        if self.shared is not None:
+            await self.shared.put(session_id, b"1")
 
 
 class SignIn(BaseModel):
@@ -175,6 +197,7 @@ class Workspace:
             check_origin(request, gateway)
         try:
             data, expires = self.sessions.verify(request.cookies.get(COOKIE))
+            await self.sessions.check_signed_in(str(data.get("i", "")))
         except ValueError as exc:
             if request.cookies.get(COOKIE):
                 await gateway.guard.failed(address)  # a forged or stale cookie
@@ -292,7 +315,7 @@ def auth_router() -> APIRouter:
     async def sign_out(request: Request) -> Response:
         workspace = workspace_of(request)
         agent = await workspace.agent(request, change=True)
-        workspace.sessions.revoke(agent.session_id)
+        await workspace.sessions.revoke(agent.session_id)
         response = Response(status_code=204)
         response.delete_cookie(
             COOKIE,
