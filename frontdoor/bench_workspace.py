@@ -79,11 +79,19 @@ class AgentClient:
             return await r.json()
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST as the page does; sent again once when the server had just closed the kept-alive
+        connection (callers make the body idempotent: a reply's ``client_id``)."""
         headers = {"X-CSRF-Token": self.csrf}
-        async with self.http.post(path, json=body, headers=headers) as r:
-            if r.status != 200:
-                raise BenchError(f"POST {path} answered HTTP {r.status}: {await r.text()}")
-            return await r.json()
+        for attempt in range(2):
+            try:
+                async with self.http.post(path, json=body, headers=headers) as r:
+                    if r.status != 200:
+                        raise BenchError(f"POST {path} answered HTTP {r.status}: {await r.text()}")
+                    return await r.json()
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
 
 async def sign_in(http: aiohttp.ClientSession) -> AgentClient:
@@ -172,7 +180,7 @@ async def measure_replies(
         guest.pending[text] = arrived
         ref = refs[guest.sender]
         start = time.perf_counter()
-        await agent.post(f"/agent/api/conversations/{ref}/reply", {"text": text})
+        await agent.post(f"/agent/api/conversations/{ref}/reply", {"text": text, "client_id": text})
         post_took.append(time.perf_counter() - start)
         try:
             at = await asyncio.wait_for(arrived, REPLY_TIMEOUT_S)
@@ -210,7 +218,7 @@ async def run(
     """Seed, sign in, measure; the report."""
     widget_guests = max(1, min(waiting, replies))
     timeout = aiohttp.ClientTimeout(total=120)
-    connector = aiohttp.TCPConnector(limit=200)
+    connector = aiohttp.TCPConnector(limit=0)  # the guests hold their sockets
     jar = aiohttp.CookieJar(unsafe=True)  # the stack listens on an IP address
     pending: dict[str, asyncio.Future[float]] = {}
     report: dict[str, Any] = {
@@ -266,7 +274,7 @@ async def _replies_under_load(
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
         load = asyncio.create_task(background_load(client, conversations, stop))
-        await asyncio.sleep(5.0)  # the load's conversations past their first turns
+        await asyncio.sleep(3.0)  # the load's conversations past their first turns
         try:
             measured = await measure_replies(agent, guests, refs, replies, "load")
         finally:
