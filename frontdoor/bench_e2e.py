@@ -87,6 +87,7 @@ BENCH_ENV = {
     "FRONTDOOR_ADDRESS_RATE_LIMIT": str(100_000_000),
     "FRONTDOOR_SESSION_RATE_LIMIT": str(1_000_000),
     "FRONTDOOR_WS_MAX_CONNECTIONS_PER_ADDRESS": str(100_000),
+    "FRONTDOOR_AGENT_RATE_LIMIT": str(1_000_000),
     "FRONTDOOR_LOG_LEVEL": "warning",
     "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
 }
@@ -344,6 +345,43 @@ async def _run_channel(
         phases.warm.summary(conversations * len(SCRIPT)),
         phases.measured.summary(conversations * turns),
     ]
+
+
+async def background_load(
+    client: aiohttp.ClientSession, conversations: int, stop: asyncio.Event
+) -> ChannelStats:
+    """Run ``conversations`` benchmark conversations (even numbers REST, odd WebSocket) until
+    ``stop`` is set; all their turns (first contact included) in one ``ChannelStats``.
+
+    Load beside another measurement (``frontdoor bench workspace``): the same drivers and
+    script as the benchmark's own run, stopped from outside instead of after a turn count.
+    """
+    stats = ChannelStats("load")  # first contact included: the load is all of its turns
+    phases = _Phases(
+        warm=stats,
+        measured=stats,
+        warm_turns=len(SCRIPT),
+        barrier=asyncio.Barrier(1),  # nobody waits for the others
+    )
+    run = uuid.uuid4().hex[:8]
+    endless = 10**9
+
+    async def one(n: int) -> None:
+        if n % 2 == 0:
+            await _rest_conversation(client, phases, run, n, endless)
+        else:
+            await _ws_conversation(client, phases, n, endless)
+
+    start = time.perf_counter()
+    tasks = [asyncio.create_task(one(n)) for n in range(conversations)]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    phases.measured.elapsed = time.perf_counter() - start
+    return phases.measured
 
 
 def cpu_seconds(pids: list[int] | None) -> float | None:

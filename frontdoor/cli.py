@@ -73,6 +73,9 @@ def register_commands() -> None:
     from frontdoor import cli_bench_chaos
 
     cli_bench_chaos.register(bench_app)
+    from frontdoor import cli_bench_workspace
+
+    cli_bench_workspace.register(bench_app)
     from frontdoor import cli_nats
 
     cli_nats.register(app)
