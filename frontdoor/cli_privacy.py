@@ -332,3 +332,47 @@ def erase_person(
 
     said, count, removed = asyncio.run(go())
     typer.echo(f"{said} Erased {count} conversation(s) ({removed} events) from the bus.")
+
+
+@transcript_app.command("person")
+def export_person(
+    person: str = typer.Argument(..., help="A user: handle, email, or identity such as slack:U1"),
+    out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"),
+    nats_url: str = NATS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Everything about a person, as JSON: their user record (management), the tickets they
+    requested with comments and history, and the transcript of every conversation of each
+    identity they were proven by (within the bus's retention)."""
+
+    async def go() -> str:
+        from bots.transcripts import conversations_of
+
+        bus = await _bus(nats_url, data_dir)
+        try:
+            found = await _ask_management(bus, "user_get", {"user": person})
+            if found.status != "ok":
+                typer.echo(f"management: {found.text}", err=True)
+                raise typer.Exit(1)
+            user = found.data or {}
+            tickets: list[Any] = []
+            if user.get("email"):
+                listed = await _ask_management(
+                    bus, "ticket_search", {"requester": user["email"], "limit": 100}
+                )
+                for item in (listed.data or {}).get("items", []) if listed.status == "ok" else []:
+                    number = item.get("number")
+                    full = await _ask_management(bus, "ticket_get", {"ticket": number})
+                    history = await _ask_management(bus, "ticket_history", {"ticket": number})
+                    tickets.append({**(full.data or item), "history": history.data})
+            conversations: list[Conversation] = []
+            for actor_id in [f"user:{user['handle']}", *user.get("identities", [])]:
+                typer.echo(f"finding the conversations of {actor_id} …", err=True)
+                conversations += await conversations_of(bus, actor_id)
+            transcripts = json.loads(await _export(bus, conversations, "json"))
+            document = {"user": user, "tickets": tickets, **transcripts}
+            return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+        finally:
+            await bus.close()
+
+    _write(asyncio.run(go()), out)
