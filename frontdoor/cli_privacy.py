@@ -346,31 +346,19 @@ def export_person(
     identity they were proven by (within the bus's retention)."""
 
     async def go() -> str:
-        from bots.transcripts import conversations_of
+        from bots.transcripts import person_document
 
         bus = await _bus(nats_url, data_dir)
-        try:
-            found = await _ask_management(bus, "user_get", {"user": person})
-            if found.status != "ok":
-                typer.echo(f"management: {found.text}", err=True)
+
+        async def ask(action: str, payload: dict[str, Any]) -> Any:
+            reply = await _ask_management(bus, action, payload)
+            if reply.status != "ok":
+                typer.echo(f"management ({action}): {reply.text}", err=True)
                 raise typer.Exit(1)
-            user = found.data or {}
-            tickets: list[Any] = []
-            if user.get("email"):
-                listed = await _ask_management(
-                    bus, "ticket_search", {"requester": user["email"], "limit": 100}
-                )
-                for item in (listed.data or {}).get("items", []) if listed.status == "ok" else []:
-                    number = item.get("number")
-                    full = await _ask_management(bus, "ticket_get", {"ticket": number})
-                    history = await _ask_management(bus, "ticket_history", {"ticket": number})
-                    tickets.append({**(full.data or item), "history": history.data})
-            conversations: list[Conversation] = []
-            for actor_id in [f"user:{user['handle']}", *user.get("identities", [])]:
-                typer.echo(f"finding the conversations of {actor_id} …", err=True)
-                conversations += await conversations_of(bus, actor_id)
-            transcripts = json.loads(await _export(bus, conversations, "json"))
-            document = {"user": user, "tickets": tickets, **transcripts}
+            return reply.data
+
+        try:
+            document = await person_document(bus, ask, person)
             return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
         finally:
             await bus.close()
