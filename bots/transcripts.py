@@ -8,8 +8,9 @@ uses it for live updates too).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -160,3 +161,33 @@ async def conversations_of(bus: Bus, actor_id: str, *, limit: int = 10_000) -> l
     finally:
         await events.aclose()  # type: ignore[attr-defined]  # an async generator
     return list(found.values())
+
+
+#: Asks management ``action`` with ``payload`` for whoever exports; returns the reply's data.
+AskManagement = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+async def person_document(bus: Bus, ask: AskManagement, person: str) -> dict[str, Any]:
+    """Everything about a registered person: their user record, the tickets they requested
+    (each with its comments and history) and the transcript of every conversation of each
+    identity they were proven by (within the bus's retention). ``ask`` raises when management
+    refuses (an unknown person, a caller who may not)."""
+    user = await ask("user_get", {"user": person}) or {}
+    tickets: list[Any] = []
+    if user.get("email"):
+        listed = await ask("ticket_search", {"requester": user["email"], "limit": 100}) or {}
+        for item in listed.get("items", []):
+            full = await ask("ticket_get", {"ticket": item.get("number")}) or item
+            history = await ask("ticket_history", {"ticket": item.get("number")})
+            tickets.append({**full, "history": history})
+    conversations: list[dict[str, Any]] = []
+    for actor_id in [f"user:{user.get('handle')}", *user.get("identities", [])]:
+        for conversation in await conversations_of(bus, actor_id):
+            entries = await read_transcript(bus, conversation)
+            conversations.append(
+                {
+                    "conversation": conversation.model_dump(mode="json", exclude_none=True),
+                    "entries": [e.model_dump(mode="json") for e in entries],
+                }
+            )
+    return {"user": user, "tickets": tickets, "conversations": conversations}

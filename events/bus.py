@@ -504,19 +504,15 @@ class Bus:
         Every instance of a service binds the same durable consumer, so they share the intents.
         """
         durable = await self.ensure_service_consumer(service)
-        worker = Worker(service=service)
-        pull = PullLoop(
-            self._nc,
-            api_prefix=getattr(self._js, "_prefix", "$JS.API"),
+        return self._pull(
+            f"worker-{service}",
+            Worker(service=service),
             stream=subjects.INTENT_STREAM,
             durable=durable,
             handler=handler,
-            worker=worker,
             concurrency=concurrency,
             max_deliver=self.limits.max_deliver,
         )
-        worker._task = asyncio.create_task(pull.run(), name=f"worker-{service}")
-        return worker
 
     async def follow(
         self,
@@ -540,18 +536,39 @@ class Bus:
         await self._retry(
             lambda: ensure_consumer(self._js, subjects.EVENT_STREAM, config), "create consumer"
         )
-        worker = Worker(service=name)
-        pull = PullLoop(
-            self._nc,
-            api_prefix=getattr(self._js, "_prefix", "$JS.API"),
+        return self._pull(
+            f"follow-{name}",
+            Worker(service=name),
             stream=subjects.EVENT_STREAM,
             durable=name,
             handler=delivery_handler(name, handler, policy, _stored_subject),
-            worker=worker,
             concurrency=policy.concurrency if not policy.ordered else 1,
             max_deliver=policy.attempts,
         )
-        worker._task = asyncio.create_task(pull.run(), name=f"follow-{name}")
+
+    def _pull(
+        self,
+        task_name: str,
+        worker: Worker,
+        *,
+        stream: str,
+        durable: str,
+        handler: DeliveryHandler,
+        concurrency: int,
+        max_deliver: int,
+    ) -> Worker:
+        """Start ``worker``'s pull loop on the durable consumer ``durable`` of ``stream``."""
+        pull = PullLoop(
+            self._nc,
+            api_prefix=getattr(self._js, "_prefix", "$JS.API"),
+            stream=stream,
+            durable=durable,
+            handler=handler,
+            worker=worker,
+            concurrency=concurrency,
+            max_deliver=max_deliver,
+        )
+        worker._task = asyncio.create_task(pull.run(), name=task_name)
         return worker
 
     # -- other NATS facilities ------------------------------------------------------------

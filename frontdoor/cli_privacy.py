@@ -332,3 +332,35 @@ def erase_person(
 
     said, count, removed = asyncio.run(go())
     typer.echo(f"{said} Erased {count} conversation(s) ({removed} events) from the bus.")
+
+
+@transcript_app.command("person")
+def export_person(
+    person: str = typer.Argument(..., help="A user: handle, email, or identity such as slack:U1"),
+    out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"),
+    nats_url: str = NATS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Everything about a person, as JSON: their user record (management), the tickets they
+    requested with comments and history, and the transcript of every conversation of each
+    identity they were proven by (within the bus's retention)."""
+
+    async def go() -> str:
+        from bots.transcripts import person_document
+
+        bus = await _bus(nats_url, data_dir)
+
+        async def ask(action: str, payload: dict[str, Any]) -> Any:
+            reply = await _ask_management(bus, action, payload)
+            if reply.status != "ok":
+                typer.echo(f"management ({action}): {reply.text}", err=True)
+                raise typer.Exit(1)
+            return reply.data
+
+        try:
+            document = await person_document(bus, ask, person)
+            return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+        finally:
+            await bus.close()
+
+    _write(asyncio.run(go()), out)

@@ -247,7 +247,9 @@ class SlackChannel:
         app.event("message")(self._on_message)
         app.command("/frontdoor")(self._on_command)
         app.action(re.compile(rf"^{QUICK_REPLY_ACTION}:\d+$"))(self._on_quick_reply)
-        app.action(re.compile(rf"^{HANDOFF_ACTION}:(handback|close)$"))(self._on_handoff_button)
+        app.action(re.compile(rf"^{HANDOFF_ACTION}:(claim|handback|close)$"))(
+            self._on_handoff_button
+        )
 
     async def _dedup_event(
         self, body: dict[str, Any], request: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]
@@ -420,8 +422,13 @@ class SlackChannel:
         record = await self.handoff.for_thread(channel, message_ts)
         if record is None:
             return
+        user_id = str(body["user"]["id"])
+        if action.get("value") == "claim":
+            ts = str(action.get("action_ts") or message_ts)
+            await self.handoff.claim(record, user_id=user_id, ts=ts)
+            return
         outcome = "closed" if action.get("value") == "close" else "handback"
-        await self.handoff.end(record, by=str(body["user"]["id"]), outcome=outcome)
+        await self.handoff.end(record, by=user_id, outcome=outcome)
 
     async def _turn(
         self,

@@ -62,6 +62,7 @@ log = logging.getLogger("frontdoor.slack.handoff")
 HANDOFF_ACTION = "fd_handoff"
 HANDBACK_COMMANDS = {"!handback", "!back", "!bot"}
 CLOSE_COMMANDS = {"!close", "!done"}
+CLAIM_COMMANDS = {"!claim", "!mine"}
 _NS = uuid.UUID("0b4f8a56-5c1e-4c4e-9e55-8f2f7d0d6a31")
 _TRANSCRIPT_LINES = 12
 _LINE_LIMIT = 300
@@ -178,15 +179,19 @@ class HandoffMirror:
             await self._from_workspace(env)
 
     async def _from_workspace(self, env: Envelope) -> None:
-        """A claim, a private note or an answer made in the agent workspace, shown in the
-        thread so both surfaces tell the same story."""
+        """A claim (from the workspace or this thread), a private note or an answer made in the
+        agent workspace, shown in the thread so both surfaces tell the same story."""
         record = await self.for_conversation(env.conversation)
         if record is None or record.state != "active":
             return
         if env.type == HANDOFF_CLAIMED:
             claimed = env.payload_as(HandoffClaimed)
-            text = f":raising_hand: Claimed by *{escape(claimed.name or claimed.agent)}*"
-            text += " in the agent workspace."
+            if claimed.agent.startswith(SLACK_PREFIX):
+                who = f"<@{claimed.agent.removeprefix(SLACK_PREFIX)}>"
+                text = f":raising_hand: Claimed by {who}."
+            else:
+                text = f":raising_hand: Claimed by *{escape(claimed.name or claimed.agent)}*"
+                text += " in the agent workspace."
         elif env.type == HANDOFF_NOTE:
             note = env.payload_as(HandoffNote)
             who = escape(note.name or note.author)
@@ -237,7 +242,8 @@ class HandoffMirror:
                 "type": "actions",
                 "block_id": "fd_handoff",
                 "elements": [
-                    _button("Hand back to the bot", "handback", "primary"),
+                    _button("Claim", "claim", "primary"),
+                    _button("Hand back to the bot", "handback", None),
                     _button("Close", "close", "danger"),
                 ],
             },
@@ -246,7 +252,7 @@ class HandoffMirror:
                 "elements": [
                     {
                         "type": "mrkdwn",
-                        "text": "Reply in this thread to talk to the user. "
+                        "text": "Reply in this thread to talk to the user. `!claim` takes it, "
                         "`!handback` gives the conversation back to the bot, `!close` ends it.",
                     }
                 ],
@@ -346,6 +352,9 @@ class HandoffMirror:
     ) -> None:
         """An agent wrote in the thread: a command, or words for the user."""
         command = text.strip().lower()
+        if command in CLAIM_COMMANDS:
+            await self.claim(record, user_id=user_id, ts=ts)
+            return
         if command in HANDBACK_COMMANDS or command in CLOSE_COMMANDS:
             outcome = "closed" if command in CLOSE_COMMANDS else "handback"
             await self.end(record, by=user_id, outcome=outcome)
@@ -375,6 +384,24 @@ class HandoffMirror:
             id=uuid.uuid5(_NS, f"agent:{record.slack_channel}:{ts}"),
         )
         await self._bus.publish(reply)
+
+    async def claim(self, record: HandoffThread, *, user_id: str, ts: str) -> None:
+        """A Slack agent takes the conversation: ``handoff.claimed``, the same event the agent
+        workspace publishes (the thread and the workspace both show it)."""
+        if record.state != "active":
+            return
+        agent = Actor(
+            id=f"{SLACK_PREFIX}{user_id}", name=await self._name(user_id), roles=("agent",)
+        )
+        claimed = Envelope.new(
+            HANDOFF_CLAIMED,
+            HandoffClaimed(agent=agent.id, name=agent.name),
+            conversation=record.conversation,
+            actor=agent,
+            correlation_id=record.started_id,
+            id=uuid.uuid5(_NS, f"claim:{record.slack_channel}:{ts}"),
+        )
+        await self._bus.publish(claimed)
 
     async def end(self, record: HandoffThread, *, by: str, outcome: str) -> None:
         """Give the conversation back to the bot (``handback``) or close it."""
@@ -418,14 +445,16 @@ class HandoffMirror:
         return self._names.get(user_id)
 
 
-def _button(text: str, value: str, style: str) -> dict[str, Any]:
-    return {
+def _button(text: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
         "type": "button",
         "action_id": f"{HANDOFF_ACTION}:{value}",
         "text": {"type": "plain_text", "text": text},
         "value": value,
-        "style": style,
     }
+    if style is not None:
+        button["style"] = style
+    return button
 
 
 def _clip(text: str) -> str:

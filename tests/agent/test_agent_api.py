@@ -432,3 +432,33 @@ async def test_signing_out_on_one_gateway_ends_the_session_on_every_replica(
             assert "signed out" in refused.json()["detail"]
     finally:
         await replica.stop()
+
+
+async def test_an_admin_exports_everything_about_a_person_an_agent_may_not(
+    stack: AgentStack,
+) -> None:
+    uma_said = Envelope.new(
+        "message.received",
+        {"text": "hello from Uma"},
+        conversation=Conversation(channel="web", id="w-uma"),
+        actor=Actor(id="user:uma", name="Uma", roles=("user",)),
+    )
+    await stack.bus.publish(uma_said)
+    async with stack.client() as http:
+        await sign_in(http)
+        refused = await http.get("/agent/api/people/export", params={"person": "uma"})
+        assert refused.status_code == 403  # user records are for admins
+        await as_admin(stack.bus, "user_set_roles", {"user": "alice", "roles": ["agent", "admin"]})
+
+        async def exported() -> Any:
+            answer = await http.get("/agent/api/people/export", params={"person": "uma"})
+            return answer if answer.status_code == 200 else None
+
+        answer = await wait_for(exported)
+        assert answer.headers["content-disposition"].startswith("attachment;")
+        document = answer.json()
+        assert document["user"]["email"] == "uma@example.com"
+        [conversation] = document["conversations"]
+        assert [e["text"] for e in conversation["entries"]] == ["hello from Uma"]
+        missing = await http.get("/agent/api/people/export", params={"person": "nobody"})
+        assert missing.status_code in (404, 422)

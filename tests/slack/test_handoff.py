@@ -15,6 +15,7 @@ from bots.slack import attach_slack
 from bots.web.app import create_gateway_app
 from events.bus import Bus
 from events.envelope import Conversation
+from events.subjects import events_filter
 from tests.bots.conftest import LiveServer, make_settings
 from tests.bots.web_clients import ws_session
 from tests.claims import TEST_ISSUER
@@ -71,7 +72,7 @@ async def test_web_conversation_handed_to_slack_and_back(slack_gateway: SlackGat
             for b in root.args["blocks"]
             if b["type"] == "actions"
             for e in b["elements"]
-        } == {"fd_handoff:handback", "fd_handoff:close"}
+        } == {"fd_handoff:claim", "fd_handoff:handback", "fd_handoff:close"}
 
         # User -> thread, and the bot stays silent.
         conversation = Conversation(channel="web", id=sender)
@@ -105,11 +106,29 @@ async def test_web_conversation_handed_to_slack_and_back(slack_gateway: SlackGat
         [cleaned] = (await _frames_until(ws, "the cable"))[-1:]
         assert cleaned["text"] == "Also check the cable"
 
+        # The agent claims it in the thread: the same handoff.claimed the workspace publishes.
+        claim = dict(said, text="!claim", ts="1800000100.000003")
+        assert (await gw.send_event(claim)).status_code == 200
+        claims = await fake.wait_for(channel=SUPPORT, thread_ts=root_ts, count=2)
+        assert claims[-1].args["text"] == ":raising_hand: Claimed by <@UAGENT1>."
+        claimed = [
+            env.payload
+            async for _s, env in gw.live.app.state.gateway.bus.tail(
+                events_filter(
+                    channel="web", conversation_id=sender, envelope_type="handoff.claimed"
+                ),
+                1,
+                stop_at_end=True,
+            )
+        ]
+        assert [c["agent"] for c in claimed] == ["slack:UAGENT1"]
+
         # The agent hands back: the user is told, the thread notes it, the bot answers again.
         back = dict(said, text="!handback", ts="1800000101.000001")
         await gw.send_event(back)
-        await _frames_until(ws, "You're back with the bot")
-        notes = await fake.wait_for(channel=SUPPORT, thread_ts=root_ts, count=2)
+        frames = await _frames_until(ws, "You're back with the bot")
+        assert "!claim" not in [f.get("text") for f in frames]  # a command, not words
+        notes = await fake.wait_for(channel=SUPPORT, thread_ts=root_ts, count=3)
         assert "handed back to the bot by <@UAGENT1>" in notes[-1].args["text"]
         await _owned(gw, conversation, False)
         await ws.send(json.dumps({"type": "message", "text": "thanks", "bot": "support"}))
@@ -133,6 +152,37 @@ async def test_slack_dm_hand_off_closed_with_the_button(slack_gateway: SlackGate
     assert mirrored.args["text"].endswith("are you there?")
 
     [block] = [b for b in root.args["blocks"] if b["type"] == "actions"]
+
+    def pressed(value: str, action_ts: str) -> dict[str, Any]:
+        button = next(e for e in block["elements"] if e["value"] == value)
+        return {
+            "type": "block_actions",
+            "user": {"id": "UAGENT2", "username": "bo"},
+            "team": {"id": "T0001"},
+            "container": {
+                "type": "message",
+                "message_ts": root.response["ts"],
+                "channel_id": SUPPORT,
+            },
+            "channel": {"id": SUPPORT},
+            "message": {"ts": root.response["ts"], "text": root.args["text"]},
+            "trigger_id": "9.9.9",
+            "actions": [
+                {
+                    "action_id": button["action_id"],
+                    "value": value,
+                    "type": "button",
+                    "block_id": block["block_id"],
+                    "action_ts": action_ts,
+                }
+            ],
+        }
+
+    # Claim with the button: the thread says who took it.
+    assert (await gw.send_action(pressed("claim", "1800000150.1"))).status_code == 200
+    thread = await fake.wait_for(channel=SUPPORT, thread_ts=root.response["ts"], count=2)
+    assert thread[-1].args["text"] == ":raising_hand: Claimed by <@UAGENT2>."
+
     close = next(e for e in block["elements"] if e["value"] == "close")
     payload = {
         "type": "block_actions",

@@ -18,6 +18,7 @@ from bots.web.agent.auth import Workspace, auth_router
 from bots.web.agent.board import HandoffBoard
 from bots.web.agent.conversations import conversations_router
 from bots.web.agent.inbox import inbox_router
+from bots.web.agent.people import people_router
 from bots.web.agent.saved import saved_router
 from bots.web.agent.tickets import tickets_router
 
@@ -58,6 +59,7 @@ def add_agent_workspace(app: FastAPI, static_dir: Path) -> Workspace:
         conversations_router(),
         tickets_router(),
         saved_router(),
+        people_router(),
         _page_router(static_dir / "agent"),
     ):
         app.include_router(router)

@@ -146,3 +146,40 @@ async def test_frontdoor_erase_person_erases_the_records_and_the_conversations(
     assert gone.status == "invalid"
     dm_events = events_filter(channel="slack", conversation_id="D1")
     assert [e async for e in bus.tail(dm_events, 1, stop_at_end=True)] == []
+
+
+async def test_frontdoor_transcript_person_exports_record_tickets_and_conversations(
+    bus: Bus,
+    nats_server: EmbeddedNats,
+    sqlite_runner: ServiceRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = await ask(
+        bus,
+        "user_create",
+        {"handle": "uma", "email": "uma@example.com", "identities": ["slack:UUSER"]},
+        ADMIN,
+    )
+    assert made.status == "ok", made
+    mine = await _ticket(bus, "my laptop is slow", "uma@example.com")
+    await _ticket(bus, "not hers", "otto@example.com", AGENT)
+    dm = Conversation(channel="slack", id="D1")
+    said = Envelope.new("message.received", {"text": "I am Uma"}, conversation=dm, actor=USER)
+    await bus.publish(said)
+    monkeypatch.setenv("FRONTDOOR_CLAIMS_SIGNING_KEY", TEST_KEY.to_pem().decode())
+
+    def run() -> tuple[int, str]:
+        cli.register_commands()
+        args = ["transcript", "person", "uma", "--nats-url", nats_server.url]
+        result = CliRunner().invoke(cli.app, args)
+        return result.exit_code, result.stdout
+
+    code, out = await asyncio.to_thread(run)
+    assert code == 0, out
+    document = json.loads(out)
+    assert document["user"]["handle"] == "uma"
+    assert [t["number"] for t in document["tickets"]] == [mine]
+    assert document["tickets"][0]["history"]
+    [conversation] = document["conversations"]
+    assert conversation["conversation"]["id"] == "D1"
+    assert [e["text"] for e in conversation["entries"]] == ["I am Uma"]
