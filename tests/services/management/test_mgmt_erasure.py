@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
 from events.embedded import EmbeddedNats
-from events.envelope import Conversation, Envelope
+from events.envelope import Actor, Conversation, Envelope
 from events.subjects import events_filter
 from frontdoor import cli
 from tests.claims import TEST_KEY
@@ -54,9 +54,20 @@ async def test_erasing_a_user_removes_their_tickets_comments_and_record(
     start = await bus.last_sequence()
     denied = await ask(bus, "user_erase", {"person": "uma"}, AGENT)
     assert denied.status == "denied"
-    erased = await ask(bus, "user_erase", {"person": "slack:UUSER"}, ADMIN)
+    denied = await ask(bus, "user_erase", {"person": "uma", "dry_run": True}, USER)
+    assert denied.status == "denied"
+    planned = await ask(bus, "user_erase", {"person": "uma", "dry_run": True}, ADMIN)
+    assert planned.status == "ok", planned
+    assert planned.data["dry_run"] and planned.data["ticket_numbers"] == sorted([mine, for_her])
+    assert (await ask(bus, "user_get", {"user": "uma"}, ADMIN)).status == "ok"  # nothing changed
+    erased = await ask(
+        bus,
+        "user_erase",
+        {"person": "slack:UUSER", "conversations": 2, "events": 9, "reference": "req-42"},
+        ADMIN,
+    )
     assert erased.status == "ok", erased
-    assert "2 ticket(s)" in erased.text
+    assert "2 ticket(s)" in erased.text and "req-42" in erased.text
 
     for number in (mine, for_her):
         gone = await ask(bus, "ticket_get", {"ticket": number}, ADMIN)
@@ -70,8 +81,17 @@ async def test_erasing_a_user_removes_their_tickets_comments_and_record(
     audits = await events_of(bus, "privacy.erased", start + 1)
     assert len(audits) == 1
     counts = audits[0].payload
-    assert counts["what"] == "user" and counts["tickets"] == 2
-    assert set(counts) == {"what", "tickets", "comments"}
+    assert counts == {
+        "what": "user",
+        "reference": "req-42",
+        "tickets": 2,
+        "comments": 0,  # her comment was on her own ticket
+        "anonymised": 0,
+        "user_record": True,
+        "conversations": 2,
+        "events": 9,
+    }
+    assert audits[0].actor.id == ADMIN.id  # who erased
     assert "uma" not in json.dumps(audits[0].payload).lower()
     roles = await events_of(bus, "user.roles_changed", start + 1)
     assert [e.payload["new_roles"] for e in roles] == [[]]  # gateways forget cached roles
@@ -105,12 +125,36 @@ async def test_erasing_an_agent_removes_their_comments_but_not_the_tickets(
     ticket = await _ticket(bus, "VPN drops", "uma@example.com")
     said = await ask(bus, "ticket_comment", {"ticket": ticket, "body": "Andy on it"}, AGENT)
     assert said.status == "ok", said
+    assigned = await ask(bus, "ticket_assign", {"ticket": ticket, "assignee": "andy"}, AGENT)
+    assert assigned.status == "ok", assigned
     erased = await ask(bus, "user_erase", {"person": "andy"}, ADMIN)
     assert erased.status == "ok", erased
     assert "0 ticket(s) and 1 other comment(s)" in erased.text
+    assert erased.data["anonymised"] >= 1
     kept = await ask(bus, "ticket_get", {"ticket": ticket}, ADMIN)
     assert kept.status == "ok"
     assert not [c for c in kept.data["comments"] if "Andy" in c["body"]]
+    assert kept.data.get("assignee") is None
+    history = await ask(bus, "ticket_history", {"ticket": ticket}, ADMIN)
+    assert history.status == "ok", history
+    assert "andy" not in json.dumps(history.data).lower()
+    assert "UAGENT" not in json.dumps(history.data)
+
+
+async def test_a_guest_is_erased_by_their_actor_id(bus: Bus, runner: ServiceRunner) -> None:
+    guest = Actor(id="guest:w-123", name="Visitor", roles=("guest",))
+    theirs = await _ticket(bus, "cannot log in", "visitor@example.org", guest)
+    other = await _ticket(bus, "unrelated", "someone@example.org")
+    planned = await ask(bus, "user_erase", {"person": guest.id, "dry_run": True}, ADMIN)
+    assert planned.status == "ok", planned
+    assert planned.data["what"] == "guest" and planned.data["ticket_numbers"] == [theirs]
+    erased = await ask(bus, "user_erase", {"person": guest.id}, ADMIN)
+    assert erased.status == "ok", erased
+    assert "a guest, 1 ticket(s)" in erased.text
+    assert (await ask(bus, "ticket_get", {"ticket": theirs}, ADMIN)).status == "invalid"
+    assert (await ask(bus, "ticket_get", {"ticket": other}, ADMIN)).status == "ok"
+    nothing = await ask(bus, "user_erase", {"person": "guest:w-never-seen"}, ADMIN)
+    assert nothing.status == "ok" and "0 ticket(s)" in nothing.text
 
 
 async def test_frontdoor_erase_person_erases_the_records_and_the_conversations(
