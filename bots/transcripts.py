@@ -1,16 +1,19 @@
 """A conversation's transcript, read from the bus: who said what, when, on which channel.
 
-Minimal stand-in for the ``transcripts`` branch's module (same names and signature): it reads
-the conversation's events from ``FD_EVENTS`` in bus order and turns each that a person would
-want to read into a ``TranscriptEntry``. ``entry_of`` maps one envelope (the agent workspace
-uses it for live updates too).
+``read_transcript`` reads one conversation's events from ``FD_EVENTS`` in bus order (subject
+filter ``fd.event.<channel>.<encoded id>.>``) and turns each that a person would want to read
+into a ``TranscriptEntry``: user messages (``message.received``), bot replies (``reply``),
+agents' replies (a ``reply`` with ``service="handoff"``, from the Slack thread or the agent
+workspace), private notes, hand-off and ticket events. ``entry_of`` maps one envelope (the agent
+workspace uses it for live updates too); ``render_text`` makes the plain-text form;
+``conversations_of`` finds a person's conversations (for export and erasure).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -124,27 +127,57 @@ async def read_transcript(
     return entries
 
 
-def render_text(conversation: Conversation, entries: list[TranscriptEntry]) -> str:
-    """A plain-text transcript: a heading, then one line per entry (UTC time, who, what)."""
-    where = f"{conversation.channel} conversation {conversation.id}"
-    if conversation.thread:
-        where += f" (thread {conversation.thread})"
-    lines = [f"Transcript of the {where}", ""]
-    for e in entries:
+@overload
+def render_text(entries: Sequence[TranscriptEntry], /) -> str: ...
+
+
+@overload
+def render_text(conversation: Conversation, entries: Sequence[TranscriptEntry], /) -> str: ...
+
+
+def render_text(
+    first: Conversation | Sequence[TranscriptEntry],
+    entries: Sequence[TranscriptEntry] | None = None,
+    /,
+) -> str:
+    """A plain-text transcript: a heading, then one line per entry (UTC time, who, what).
+
+    ``render_text(entries)`` names the conversation from the entries' channel;
+    ``render_text(conversation, entries)`` names it fully (id and thread).
+    """
+    if isinstance(first, Conversation):
+        conversation: Conversation | None = first
+        lines_of = list(entries or [])
+    else:
+        conversation, lines_of = None, list(first)
+    if conversation is not None:
+        where = f"the {conversation.channel} conversation {conversation.id}"
+        if conversation.thread:
+            where += f" (thread {conversation.thread})"
+    elif lines_of:
+        where = f"a {lines_of[0].channel} conversation"
+    else:
+        where = "a conversation"
+    lines = [f"Transcript of {where}", ""]
+    for e in lines_of:
         who = {"user": e.author, "bot": f"{e.author} (bot)", "agent": f"{e.author} (agent)"}.get(
             e.kind, f"[{e.kind}] {e.author}"
         )
         text = e.text.replace("\n", "\n    ")
         lines.append(f"{e.at.strftime('%Y-%m-%d %H:%M:%S')} UTC  {who}: {text}")
+    if not lines_of:
+        lines.append("(nothing: the bus keeps no event of it)")
     return "\n".join(lines) + "\n"
 
 
 async def conversations_of(bus: Bus, actor_id: str, *, limit: int = 10_000) -> list[Conversation]:
     """Every conversation (channel, id, thread) in which ``actor_id`` sent a message that the bus
-    still keeps, oldest first.
+    still keeps, oldest first (at most ``limit`` of them).
 
-    Reads every ``message.received`` event of ``FD_EVENTS`` (within its retention, 30 days):
-    seconds for millions of events, an operator's command, never on a turn's path.
+    Cost: one ordered read of every ``message.received`` event of ``FD_EVENTS`` (the server
+    filters the subjects; within its retention, 30 days or 4 GiB), every one decoded here:
+    seconds for a million events. An operator's command (export, erasure), never on a turn's
+    path.
     """
     found: dict[tuple[str, str, str | None], Conversation] = {}
     events = bus.tail(events_filter(envelope_type="message.received"), 1, stop_at_end=True)

@@ -386,13 +386,15 @@ def _cli() -> Compartment:
             ),
             Grant(
                 "erasure (`frontdoor erase`): purge a conversation's events, delete its dialogue "
-                "state, publish the audit event",
+                "state, hand-off thread and ticket notices' record, publish the audit event",
                 (
                     f"{_JS}.STREAM.PURGE.{subjects.EVENT_STREAM}",
                     f"{subjects.EVENT_PREFIX}.system.cli.privacy.erased",
                 ),
             ),
             _kv(subjects.CONVERSATIONS_BUCKET),
+            _kv(subjects.HANDOFFS_BUCKET),
+            _kv(subjects.TICKET_CONVERSATIONS_BUCKET),
             Grant(
                 f"the '{BENCH_SERVICE}' service of `frontdoor bench bus`",
                 (

@@ -1,17 +1,16 @@
-"""``frontdoor transcript`` and ``frontdoor erase``: what the bus keeps of a conversation or a
-person, exported or erased by an operator (docs/security.md, *Privacy*).
+"""``frontdoor transcript`` and ``frontdoor erase``: a conversation or a person, exported or
+erased by an operator (docs/security.md, *Privacy*). The work is in ``frontdoor.privacy``.
 
-A transcript is read from ``FD_EVENTS`` (``bots.transcripts``). Erasing a conversation purges
-its subjects from ``FD_EVENTS`` and deletes its dialogue state from the KV bucket
-``fd_conversations``; erasing an actor does that for every conversation in which the actor
-wrote. Each erasure publishes one ``privacy.erased`` audit event on the ``system`` channel that
-holds counts and a digest of what was erased, never the ids or texts themselves.
+A transcript is read from ``FD_EVENTS`` (``bots.transcripts``); a person's export adds their
+profile and tickets from management. Erasing a conversation purges its subjects from
+``FD_EVENTS`` and its KV state; erasing a user does that for each of their conversations and
+erases their records in management and marketing. Each erasure leaves one ``privacy.erased``
+audit event that holds counts, never a name, an id or a text.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -19,25 +18,33 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
+from frontdoor.privacy import ERASED
+
 if TYPE_CHECKING:
     from events.bus import Bus
     from events.envelope import Conversation
 
 transcript_app = typer.Typer(
-    help="Export transcripts from the event bus: one conversation, or every conversation of "
-    "an actor (docs/security.md, Privacy)."
+    help="Export transcripts and everything about a person: one conversation (from the event "
+    "bus), every conversation of an actor, or a user with their profile, tickets and "
+    "conversations (docs/security.md, Privacy)."
 )
 erase_app = typer.Typer(
-    help="Erase what the bus and the dialogue state keep of a conversation or an actor, with "
-    "an audit event (docs/security.md, Privacy)."
+    help="Erase a conversation, an actor's conversations, or a person everywhere (records, "
+    "leads, the bus, KV state), with one audit event privacy.erased that names nobody "
+    "(docs/security.md, Privacy)."
 )
 
 NATS_OPTION = typer.Option(None, "--nats-url", help="NATS to use [NATS_URL]")
 DATA_DIR_OPTION = typer.Option(None, "--data-dir", help="Where `frontdoor up` runs")
-FORMAT_OPTION = typer.Option("text", "--format", help="text or json")
 THREAD_OPTION = typer.Option(None, "--thread", help="The thread (Slack: the thread's ts)")
-#: The audit event of an erasure.
-ERASED = "privacy.erased"
+OUT_OPTION = typer.Option(None, "--out", help="Write to this file instead of stdout")
+YES_OPTION = typer.Option(False, "--yes", help="Do not ask for confirmation")
+PERSON_ARGUMENT = typer.Argument(
+    ...,
+    help="A user (handle, email, identity such as slack:U1, user:alice), a requester's email, "
+    "or a guest's actor id (guest:w-…)",
+)
 
 Format = Literal["text", "json"]
 
@@ -55,6 +62,15 @@ async def _bus(nats_url: str | None, data_dir: Path | None) -> Bus:
     return await Bus.connect(attach_url(nats_url, data_dir), name="frontdoor-privacy")
 
 
+def _progress(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _fail(text: str) -> typer.Exit:
+    typer.secho(f"error: {text}", err=True, fg="red")
+    return typer.Exit(1)
+
+
 def _conversation(channel: str, conversation_id: str, thread: str | None) -> Conversation:
     from events.envelope import Conversation
 
@@ -68,23 +84,13 @@ def _conversation(channel: str, conversation_id: str, thread: str | None) -> Con
 
 async def _export(bus: Bus, conversations: list[Conversation], fmt: Format) -> str:
     from bots.transcripts import read_transcript, render_text
+    from frontdoor.privacy import transcripts
 
-    parts: list[str] = []
-    dumped: list[dict[str, Any]] = []
-    for conversation in conversations:
-        entries = await read_transcript(bus, conversation)
-        if fmt == "text":
-            parts.append(render_text(conversation, entries))
-        else:
-            dumped.append(
-                {
-                    "conversation": conversation.model_dump(mode="json", exclude_none=True),
-                    "entries": [e.model_dump(mode="json") for e in entries],
-                }
-            )
-    if fmt == "text":
-        return "\n".join(parts)
-    return json.dumps({"conversations": dumped}, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "json":
+        body = {"conversations": await transcripts(bus, conversations)}
+        return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+    parts = [render_text(c, await read_transcript(bus, c)) for c in conversations]
+    return "\n".join(parts)
 
 
 def _check_format(fmt: str) -> Format:
@@ -106,8 +112,8 @@ def show(
     channel: str = typer.Argument(..., help="web, rest, slack, api"),
     conversation_id: str = typer.Argument(..., help="The channel's conversation id"),
     thread: str = THREAD_OPTION,
-    fmt: str = FORMAT_OPTION,
-    out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"),
+    fmt: str = typer.Option("text", "--format", help="text or json"),
+    out: Path = OUT_OPTION,
     nats_url: str = NATS_OPTION,
     data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
@@ -129,13 +135,13 @@ def show(
 @transcript_app.command("actor")
 def actor(
     actor_id: str = typer.Argument(..., help="A proven actor id: slack:U1, site:42, guest:…"),
-    fmt: str = FORMAT_OPTION,
-    out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"),
+    fmt: str = typer.Option("text", "--format", help="text or json"),
+    out: Path = OUT_OPTION,
     nats_url: str = NATS_OPTION,
     data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
     """Every conversation in which ``actor_id`` wrote (within the bus's retention), each with
-    its transcript. Tickets and the user's record are management's: `frontdoor users show`."""
+    its transcript. A user's profile and tickets too: `frontdoor transcript user`."""
     chosen = _check_format(fmt)
 
     async def go() -> str:
@@ -143,9 +149,9 @@ def actor(
 
         bus = await _bus(nats_url, data_dir)
         try:
-            typer.echo(f"finding the conversations of {actor_id} …", err=True)
+            _progress(f"finding the conversations of {actor_id} …")
             found = await conversations_of(bus, actor_id)
-            typer.echo(f"{len(found)} conversation(s)", err=True)
+            _progress(f"{len(found)} conversation(s)")
             return await _export(bus, found, chosen)
         finally:
             await bus.close()
@@ -153,45 +159,83 @@ def actor(
     _write(asyncio.run(go()), out)
 
 
-async def erase_conversations(bus: Bus, conversations: list[Conversation], what: str) -> int:
-    """Purge ``conversations`` from ``FD_EVENTS``, delete their dialogue state, and publish one
-    ``privacy.erased`` audit event (counts and a digest, no personal data); returns how many
-    events were removed."""
-    from events.claims import system_actor
-    from events.envelope import Conversation, Envelope
-    from events.kv import VersionedKV
-    from events.subjects import CONVERSATIONS_BUCKET, events_filter
-    from skills.dialogue.state import conversation_key
+def _person_text(export: dict[str, Any]) -> str:
+    from bots.transcripts import TranscriptEntry, render_text
+    from events.envelope import Conversation
 
-    states = await VersionedKV.open(bus, CONVERSATIONS_BUCKET)
-    events = 0
-    digest = hashlib.sha256()
-    for conversation in conversations:
-        subject = events_filter(channel=conversation.channel, conversation_id=conversation.id)
-        events += sum([1 async for _ in bus.tail(subject, 1, stop_at_end=True)])
-        await bus.purge_events(subject)
-        for thread in {conversation.thread, None}:
-            state = conversation.model_copy(update={"thread": thread})
-            await states.purge(conversation_key(state))
-        digest.update(f"{conversation.channel}\x1f{conversation.id}\x1e".encode())
-    audit = Envelope.new(
-        ERASED,
-        {
-            "what": what,
-            "conversations": len(conversations),
-            "events": events,
-            # lets an auditor confirm which erasure this was without the bus keeping the ids
-            "digest": digest.hexdigest()[:16],
-        },
-        conversation=Conversation(channel="system", id="cli"),
-        actor=system_actor("cli"),
-    )
-    await bus.publish(audit)
-    return events
+    lines = [f"Everything Frontdoor keeps about {export['person']}", ""]
+    profile = export.get("profile")
+    if profile:
+        lines.append("Profile")
+        for key in ("handle", "name", "email", "roles", "identities", "active"):
+            if profile.get(key) not in (None, [], ""):
+                value = profile[key]
+                shown = ", ".join(value) if isinstance(value, list) else value
+                lines.append(f"  {key}: {shown}")
+        lines.append("")
+    lines.append(f"Tickets ({len(export['tickets'])})")
+    for t in export["tickets"]:
+        lines.append(f"  #{t['number']} [{t['status']}] {t['subject']} ({t['created_at']})")
+        for c in t.get("comments", []):
+            who = c.get("author_name") or c.get("author")
+            lines.append(f"      {c.get('created_at', '')} {who}: {c.get('body', '')}")
+    lines.append("")
+    lines.append(f"Conversations ({len(export['conversations'])})")
+    for item in export["conversations"]:
+        conversation = Conversation.model_validate(item["conversation"])
+        entries = [TranscriptEntry.model_validate(e) for e in item["entries"]]
+        lines.append("")
+        lines.append(render_text(conversation, entries).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+@transcript_app.command("user")
+def user(
+    person: str = PERSON_ARGUMENT,
+    fmt: str = typer.Option("json", "--format", help="json or text"),
+    out: Path = OUT_OPTION,
+    nats_url: str = NATS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Everything about a person (a subject access request): their profile (management
+    `user_get`), the tickets they requested with every comment (`ticket_get`), and the
+    transcript of every conversation they wrote in that the bus still keeps (30 days).
+    Acts as an admin; the services' answers are purged from the bus afterwards."""
+    chosen = _check_format(fmt)
+
+    async def go() -> dict[str, Any]:
+        from frontdoor.privacy import Operator, export_person, find_person
+
+        bus = await _bus(nats_url, data_dir)
+        op = Operator(bus)
+        try:
+            _progress(f"looking {person} up in management …")
+            found = await find_person(op, person)
+            return await export_person(op, found, _progress)
+        finally:
+            try:
+                await op.forget()
+            finally:
+                await bus.close()
+
+    export = _run_privately(go)
+    if chosen == "json":
+        _write(json.dumps(export, indent=2, ensure_ascii=False, default=str) + "\n", out)
+    else:
+        _write(_person_text(export), out)
+
+
+def _run_privately(go: Any) -> Any:
+    from frontdoor.privacy import PrivacyError
+
+    try:
+        return asyncio.run(go())
+    except PrivacyError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _confirm(prompt: str, yes: bool) -> None:
-    if not yes and not typer.confirm(prompt, default=False):
+    if not yes and not typer.confirm(prompt, default=False, err=True):
         typer.echo("nothing erased", err=True)
         raise typer.Exit(1)
 
@@ -201,11 +245,14 @@ def erase_conversation(
     channel: str = typer.Argument(..., help="web, rest, slack, api"),
     conversation_id: str = typer.Argument(..., help="The channel's conversation id"),
     thread: str = THREAD_OPTION,
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
+    yes: bool = YES_OPTION,
     nats_url: str = NATS_OPTION,
     data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
-    """Erase one conversation: its events on the bus (every thread) and its dialogue state."""
+    """Erase one conversation: its events on the bus (every thread), its dialogue state and
+    hand-off thread mapping."""
+    from frontdoor.privacy import erase_conversations
+
     conversation = _conversation(channel, conversation_id, thread)
     _confirm(f"Erase the {channel} conversation {conversation_id} for good?", yes)
 
@@ -223,19 +270,20 @@ def erase_conversation(
 @erase_app.command("actor")
 def erase_actor(
     actor_id: str = typer.Argument(..., help="A proven actor id: slack:U1, site:42, guest:…"),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
+    yes: bool = YES_OPTION,
     nats_url: str = NATS_OPTION,
     data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
-    """Erase every conversation in which ``actor_id`` wrote (the bus and dialogue state).
-    Tickets and the user's record stay with management (docs/security.md, Privacy)."""
+    """Erase every conversation in which ``actor_id`` wrote (the bus and KV state) and nothing
+    else. A person's records too: `frontdoor erase user`."""
+    from frontdoor.privacy import erase_conversations
 
     async def go() -> tuple[int, int]:
         from bots.transcripts import conversations_of
 
         bus = await _bus(nats_url, data_dir)
         try:
-            typer.echo(f"finding the conversations of {actor_id} …", err=True)
+            _progress(f"finding the conversations of {actor_id} …")
             found = await conversations_of(bus, actor_id)
             if not found:
                 return 0, 0
@@ -251,116 +299,51 @@ def erase_actor(
     typer.echo(f"erased {count} conversation(s) ({removed} events); audit event {ERASED} published")
 
 
-async def _ask_management(bus: Bus, action: str, payload: dict[str, Any]) -> Any:
-    """Send management an intent as the operator (an admin claim signed with the gateway's key,
-    like `frontdoor dead replay`) and wait for its reply on the bus."""
-    import uuid
-
-    from events.envelope import Actor, Conversation, Envelope
-    from events.payloads import Reply
-    from events.subjects import events_filter, intent_type
-    from frontdoor.keys import ClaimKeySettings, claim_issuer
-    from frontdoor.settings import FrontdoorSettings
-
-    settings = FrontdoorSettings()
-    issuer = claim_issuer(
-        ClaimKeySettings(), settings.data_dir if settings.nats() is None else None
-    )
-    operator = Actor(id="system:cli", name="operator", roles=("admin",))
-    conversation = Conversation(channel="system", id="cli")
-    start = await bus.last_sequence()
-    intent = Envelope.new(
-        intent_type("management", action),
-        payload,
-        conversation=conversation,
-        actor=operator,
-        id=uuid.uuid4(),
-        claim=issuer.issue(operator, "management", conversation=("system", "cli")),
-    )
-    await bus.publish(intent)
-    replies = bus.tail(
-        events_filter(channel="system", conversation_id="cli", envelope_type="reply"), start + 1
-    )
-    try:
-        async with asyncio.timeout(30):
-            async for _seq, env in replies:
-                if env.causation_id == intent.id:
-                    return env.payload_as(Reply)
-    finally:
-        await replies.aclose()  # type: ignore[attr-defined]  # an async generator
-    raise RuntimeError("management did not answer")  # pragma: no cover (timeout raises first)
-
-
-@erase_app.command("person")
-def erase_person(
-    person: str = typer.Argument(
-        ..., help="A user (handle, email, slack:U1, ...) or a requester's email"
-    ),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
-    nats_url: str = NATS_OPTION,
-    data_dir: Path = DATA_DIR_OPTION,
-) -> None:
-    """Erase a person everywhere: management's records (their tickets with comments and
-    history, their comments elsewhere, their user record, roles, identities, API keys) and every
-    conversation on the bus of each identity they were proven by, with the dialogue state."""
-    _confirm(f"Erase {person} and everything about them for good?", yes)
-
-    async def go() -> tuple[str, int, int]:
-        from bots.transcripts import conversations_of
-
-        bus = await _bus(nats_url, data_dir)
-        try:
-            actors: list[str] = []
-            found = await _ask_management(bus, "user_get", {"user": person})
-            if found.status == "ok":
-                data = found.data or {}
-                actors = [f"user:{data['handle']}", *data.get("identities", [])]
-            erased = await _ask_management(bus, "user_erase", {"person": person})
-            if erased.status != "ok":
-                typer.echo(f"management: {erased.text}", err=True)
-                raise typer.Exit(1)
-            conversations: list[Conversation] = []
-            for actor_id in actors:
-                typer.echo(f"finding the conversations of {actor_id} …", err=True)
-                conversations += await conversations_of(bus, actor_id)
-            removed = (
-                await erase_conversations(bus, conversations, "person") if conversations else 0
-            )
-            return erased.text, len(conversations), removed
-        finally:
-            await bus.close()
-
-    said, count, removed = asyncio.run(go())
-    typer.echo(f"{said} Erased {count} conversation(s) ({removed} events) from the bus.")
-
-
-@transcript_app.command("person")
-def export_person(
-    person: str = typer.Argument(..., help="A user: handle, email, or identity such as slack:U1"),
-    out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"),
-    nats_url: str = NATS_OPTION,
-    data_dir: Path = DATA_DIR_OPTION,
-) -> None:
-    """Everything about a person, as JSON: their user record (management), the tickets they
-    requested with comments and history, and the transcript of every conversation of each
-    identity they were proven by (within the bus's retention)."""
-
+def _erase_user(person: str, yes: bool, nats_url: str | None, data_dir: Path | None) -> None:
     async def go() -> str:
-        from bots.transcripts import person_document
+        from frontdoor.privacy import Operator, erase_planned, find_person, plan_erasure
 
         bus = await _bus(nats_url, data_dir)
-
-        async def ask(action: str, payload: dict[str, Any]) -> Any:
-            reply = await _ask_management(bus, action, payload)
-            if reply.status != "ok":
-                typer.echo(f"management ({action}): {reply.text}", err=True)
-                raise typer.Exit(1)
-            return reply.data
-
+        op = Operator(bus)
         try:
-            document = await person_document(bus, ask, person)
-            return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+            _progress(f"looking {person} up in management …")
+            found = await find_person(op, person)
+            plan = await plan_erasure(op, found, _progress)
+            _progress(f"will erase {plan.summary()}")
+            await asyncio.to_thread(_confirm, f"Erase {person} and all of this for good?", yes)
+            return await erase_planned(op, plan, _progress)
         finally:
-            await bus.close()
+            try:
+                await op.forget()
+            finally:
+                await bus.close()
 
-    _write(asyncio.run(go()), out)
+    said = _run_privately(go)
+    typer.echo(f"{said}\naudit event {ERASED} published by management (counts only)")
+
+
+@erase_app.command("user")
+def erase_user(
+    person: str = PERSON_ARGUMENT,
+    yes: bool = YES_OPTION,
+    nats_url: str = NATS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Erase a person everywhere: management's records (the tickets they requested with
+    comments and history, their comments elsewhere, their name in other tickets' history, their
+    user record with roles, identities, API keys), marketing's lead with their e-mail, and
+    every conversation on the bus of each identity they were proven by, with its KV state.
+    Shows what will go and asks first (unless --yes); one `privacy.erased` audit event
+    (counts and a reference, nobody's name). Acts as an admin; needs management running."""
+    _erase_user(person, yes, nats_url, data_dir)
+
+
+@erase_app.command("person", hidden=True)
+def erase_person(
+    person: str = PERSON_ARGUMENT,
+    yes: bool = YES_OPTION,
+    nats_url: str = NATS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """The former name of `frontdoor erase user`."""
+    _erase_user(person, yes, nats_url, data_dir)

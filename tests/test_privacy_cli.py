@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+from uuid import uuid4
 
 import nats
 import pytest
 from nats.js.errors import APIError
 from typer.testing import CliRunner
 
+from bots.handoff import conversation_key as handoff_key
+from bots.seen import kv_key
+from bots.slack.handoff_mirror import HandoffThread
 from bots.transcripts import read_transcript
 from events.bus import Bus
 from events.embedded import EmbeddedNats
 from events.envelope import Actor, Conversation, Envelope
 from events.kv import VersionedKV
 from events.payloads import Reply
-from events.subjects import ALL_EVENTS, CONVERSATIONS_BUCKET, INTENT_STREAM
+from events.subjects import (
+    ALL_EVENTS,
+    CONVERSATIONS_BUCKET,
+    DEAD_STREAM,
+    HANDOFFS_BUCKET,
+    INTENT_STREAM,
+    TICKET_CONVERSATIONS_BUCKET,
+)
 from frontdoor import cli
 from skills.dialogue.state import conversation_key
 
@@ -93,6 +104,13 @@ async def test_erasing_an_actor_removes_their_conversations_state_and_leaves_an_
     states = await VersionedKV.open(gateway, CONVERSATIONS_BUCKET)
     for conversation in [*mine, theirs]:
         await states.put(conversation_key(conversation), b'{"slots": {"email": "x"}}')
+    handoffs = await VersionedKV.open(gateway, HANDOFFS_BUCKET)
+    mirrored = HandoffThread(
+        conversation=mine[0], user=ALICE, slack_channel="CS", thread_ts="9.1", started_id=uuid4()
+    )
+    handoff_keys = ["conv." + kv_key(*handoff_key(mine[0])), "thread." + kv_key("CS", "9.1")]
+    for key in handoff_keys:
+        await handoffs.put(key, mirrored.model_dump_json().encode())
     url = secured_server.url_for("cli")
 
     code, out = await asyncio.to_thread(
@@ -114,6 +132,7 @@ async def test_erasing_an_actor_removes_their_conversations_state_and_leaves_an_
         assert await states.get(conversation_key(conversation)) is None
     assert [e.type for e in await _events(gateway, theirs)] == ["message.received", "reply"]
     assert await states.get(conversation_key(theirs)) is not None
+    assert [await handoffs.get(key) for key in handoff_keys] == [None, None]
 
     audits = [
         env
@@ -151,12 +170,29 @@ async def test_erasing_asks_first_and_a_no_erases_nothing(
 
 async def test_the_cli_user_may_purge_only_the_event_stream(secured_server: EmbeddedNats) -> None:
     gateway = await Bus.connect(secured_server.url_for("gateway"))
+    notices = await VersionedKV.open(gateway, TICKET_CONVERSATIONS_BUCKET)
+    await notices.put("ticket.7", b"{}")
     await gateway.close()
     nc = await nats.connect(secured_server.url_for("cli"), inbox_prefix=b"_INBOX.cli")
     try:
         js = nc.jsm()
         assert await js.purge_stream("FD_EVENTS", subject="fd.event.rest.nobody.>")
-        with pytest.raises((APIError, nats.errors.TimeoutError, nats.errors.Error)):
-            await js.purge_stream(INTENT_STREAM)
+        for stream in (INTENT_STREAM, DEAD_STREAM):
+            with pytest.raises((APIError, nats.errors.TimeoutError, nats.errors.Error)):
+                await js.purge_stream(stream)
     finally:
         await nc.close()
+    cli_bus = await Bus.connect(secured_server.url_for("cli"), ensure=False)
+    try:  # erasure forgets where an erased ticket was opened
+        await (await VersionedKV.open(cli_bus, TICKET_CONVERSATIONS_BUCKET)).purge("ticket.7")
+    finally:
+        await cli_bus.close()
+    for user in ("gateway", "management", "analysis"):
+        nc = await nats.connect(
+            secured_server.url_for(user), inbox_prefix=f"_INBOX.{user}".encode()
+        )
+        try:
+            with pytest.raises((APIError, nats.errors.TimeoutError, nats.errors.Error)):
+                await nc.jsm().purge_stream("FD_EVENTS", subject="fd.event.rest.nobody.>")
+        finally:
+            await nc.close()

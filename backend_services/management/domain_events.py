@@ -109,6 +109,21 @@ class UserRolesChanged(_Event):
     identities: list[str] = Field(default_factory=list)
 
 
+class PrivacyErased(_Event):
+    """``privacy.erased``: the audit event of an erasure. Who erased is the envelope's actor and
+    when its ``occurred_at``; whom is only the erasure's ``reference`` (the operator files it
+    with the request); the rest are counts. Never a name, an address, an id or a text."""
+
+    what: Literal["user", "requester", "guest"]
+    reference: str
+    tickets: int
+    comments: int
+    anonymised: int
+    user_record: bool
+    conversations: int = 0
+    events: int = 0
+
+
 #: Event type -> payload model (for docs and schema snapshots).
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "ticket.created": TicketCreated,
@@ -122,4 +137,5 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "ticket.csat": TicketCsatRated,
     "ticket.sla_breached": TicketSlaBreached,
     "user.roles_changed": UserRolesChanged,
+    "privacy.erased": PrivacyErased,
 }

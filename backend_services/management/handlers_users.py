@@ -14,8 +14,8 @@ from backend_services.management.core import (
     service,
     state_of,
 )
-from backend_services.management.domain_events import UserRolesChanged
-from backend_services.management.erasure import erase_person
+from backend_services.management.domain_events import PrivacyErased, UserRolesChanged
+from backend_services.management.erasure import Erased, erase_person, find_person, plan_erasure
 from backend_services.management.errors import Denied, HandlerError
 from backend_services.management.lifecycle import ADMIN, ANYONE, SYSTEM
 from backend_services.management.schemas_users import (
@@ -239,40 +239,68 @@ async def user_set_password(payload: PasswordSet, ctx: HandlerContext) -> Passwo
     "user_erase", roles=ADMIN, summary="Erase a person: tickets, comments, user record"
 )
 async def user_erase(payload: PersonErase, ctx: HandlerContext) -> PersonErased:
-    """Deletes the tickets the person requested (with their comments, tags and history), their
-    comments elsewhere and their user record (roles, identities, API keys). Publishes
-    ``privacy.erased`` (counts only) and, for a user, ``user.roles_changed`` (so every gateway
-    forgets their cached roles). The last active admin cannot be erased."""
+    """Deletes the tickets the person requested (with their comments, tags and history) and
+    their comments elsewhere, anonymises their name in other tickets' history, and deletes their
+    user record (roles, identities, API keys, password). Publishes one ``privacy.erased``
+    (counts and the erasure's reference only) and, for a user, ``user.roles_changed`` (so every
+    gateway forgets their cached roles). The last active admin cannot be erased. A dry run
+    answers the counts and changes nothing."""
+    reference = payload.reference or ctx.envelope.id.hex[:16]
+    if payload.dry_run:
+        async with state_of(ctx).db.session() as s:
+            person = await find_person(s, payload.person)
+            if person.user is not None and "admin" in await repo.stored_roles(s, person.user.id):
+                await repo.ensure_other_admin(s, person.user)
+            planned = await plan_erasure(s, person)
+        return _erased(planned, reference, dry_run=True)
 
     async def change(s: AsyncSession, caller: Caller, now: datetime) -> Applied:
-        ref = payload.person.strip()
-        user = await repo.find_user(s, ref)
-        if user is None and ("@" not in ref or ":" in ref):
-            raise HandlerError(f"There is no user '{ref}' (an e-mail address erases a requester).")
-        email = user.email if user is not None else ref
-        actor_ids: set[str] = set()
+        person = await find_person(s, payload.person)
         events: list[tuple[str, dict]] = []
-        if user is not None:
-            out = await repo.user_out(s, user)
+        if person.user is not None:
+            out = await repo.user_out(s, person.user)
             if "admin" in out.roles:
-                await repo.ensure_other_admin(s, user)
-            actor_ids = {f"{repo.USER_ACTOR_PREFIX}{user.handle}", *out.identities}
-            events.append(await roles_changed_event(s, user, out.roles, []))
-        erased = await erase_person(s, user=user, email=email, actor_ids=actor_ids)
-        counts = {
-            "what": "user" if erased.user_record else "requester",
-            "tickets": erased.tickets,
-            "comments": erased.comments,
-        }
-        events.append(("privacy.erased", counts))
-        message = (
-            f"Erased {'a user record' if erased.user_record else 'a requester'}, "
-            f"{erased.tickets} ticket(s) and {erased.comments} other comment(s)."
+                await repo.ensure_other_admin(s, person.user)
+            events.append(await roles_changed_event(s, person.user, out.roles, []))
+        erased = await erase_person(s, person)
+        audit = PrivacyErased(
+            what=erased.what,  # type: ignore[arg-type]  # one of the three, by construction
+            reference=reference,
+            tickets=erased.tickets,
+            comments=erased.comments,
+            anonymised=erased.anonymised,
+            user_record=erased.user_record,
+            conversations=payload.conversations,
+            events=payload.events,
         )
-        return Applied(message=message, events=events)
+        events.append(("privacy.erased", audit.model_dump(mode="json")))
+        applied = Applied(message=_erased(erased, reference).message, events=events)
+        applied.out = _erased(erased, reference)
+        return applied
 
     applied = await apply_once(ctx, change)
-    return PersonErased(message=applied.message or "Erased.")
+    if isinstance(applied.out, PersonErased):
+        return applied.out
+    return PersonErased(message=applied.message or "Erased.", reference=reference)
+
+
+def _erased(erased: Erased, reference: str, *, dry_run: bool = False) -> PersonErased:
+    who = {"user": "a user record", "guest": "a guest", "requester": "a requester"}[erased.what]
+    verb = "Would erase" if dry_run else "Erased"
+    return PersonErased(
+        message=(
+            f"{verb} {who}, {erased.tickets} ticket(s) and {erased.comments} other comment(s); "
+            f"{erased.anonymised} other record(s) anonymised (reference {reference})."
+        ),
+        what=erased.what,
+        dry_run=dry_run,
+        tickets=erased.tickets,
+        comments=erased.comments,
+        anonymised=erased.anonymised,
+        user_record=erased.user_record,
+        ticket_numbers=erased.ticket_numbers,
+        reference=reference,
+    )
 
 
 @service.handler(

@@ -248,15 +248,33 @@ class ResolvedActor(BaseModel):
 
 class PersonErase(_In):
     """Erase a person (admins): a registered user (handle, email, identity such as
-    ``slack:U1``) or a requester known only by e-mail."""
+    ``slack:U1``), a requester known only by e-mail, or a guest by actor id (``guest:w-…``).
+
+    ``dry_run`` answers what would go and changes nothing. ``conversations`` and ``events`` are
+    what the caller (``frontdoor erase user``) already erased of them on the event bus, and
+    ``reference`` its erasure reference: both go into the ``privacy.erased`` audit event, so one
+    event records the whole erasure."""
 
     person: str = Field(min_length=1, max_length=320)
+    dry_run: bool = False
+    conversations: int = Field(default=0, ge=0)
+    events: int = Field(default=0, ge=0)
+    reference: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class PersonErased(BaseModel):
-    """What an erasure removed, in counts."""
+    """What an erasure removed (or, in a dry run, would remove), in counts; the numbers of the
+    erased tickets for the caller (to forget where they were opened), never in the event."""
 
     message: str
+    what: str | None = None
+    dry_run: bool = False
+    tickets: int = 0
+    comments: int = 0
+    anonymised: int = 0
+    user_record: bool = False
+    ticket_numbers: list[int] = Field(default_factory=list)
+    reference: str | None = None
 
     def reply_text(self) -> str:
         """The counts (never the person's data)."""

@@ -5,6 +5,7 @@
   request's conversation (launches by the scheduler: conversation ``system``/``marketing``).
 - ``campaign.announced``: CampaignAnnounced, conversation ``slack``/<the target Slack channel>.
 - ``lead.captured``, ``lead.converted``: LeadCaptured, the request's conversation.
+- ``lead.erased``: LeadErased (a count only), the request's conversation.
 - ``segment.created``: SegmentCreated, the request's conversation.
 """
 
@@ -60,6 +61,12 @@ class LeadCaptured(_Event):
     campaign: str | None = None
     source: str | None = None
     created: bool = True
+
+
+class LeadErased(_Event):
+    """A person's leads were erased (``lead_erase``): how many, never who."""
+
+    leads: int
 
 
 class SegmentCreated(_Event):

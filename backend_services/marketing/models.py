@@ -258,6 +258,22 @@ class AnnounceOut(BaseModel):
         return f"Announced campaign '{self.campaign}' in {self.slack_channel}."
 
 
+class LeadErase(_In):
+    """``lead_erase`` (admins): erase the lead with this email (a person's erasure request)."""
+
+    email: Email
+
+
+class LeadErasedOut(BaseModel):
+    """How many leads went (0 or 1: a lead's email is unique)."""
+
+    leads: int
+
+    def reply_text(self) -> str:
+        """A count, never the address."""
+        return f"Erased {self.leads} lead(s)."
+
+
 class LeadOut(BaseModel):
     """A lead as the service shows it.
 

@@ -22,6 +22,7 @@ from backend_services.marketing.domain_events import (
     CampaignAnnounced,
     CampaignChanged,
     LeadCaptured,
+    LeadErased,
     SegmentCreated,
 )
 from backend_services.marketing.lifecycle import EVENT_OF, TransitionRefused
@@ -39,6 +40,8 @@ from backend_services.marketing.models import (
     CampaignUpdate,
     LeadCapture,
     LeadConvert,
+    LeadErase,
+    LeadErasedOut,
     LeadOut,
     SegmentCreate,
     SegmentOut,
@@ -61,6 +64,7 @@ service = Service(
 #: Guests (widget and REST visitors nobody identified) may leave their details too.
 ANYONE = {"guest", "user", "agent", "admin"}
 MANAGERS = {"agent", "admin"}
+ADMINS = {"admin"}
 
 
 def _store(ctx: HandlerContext) -> MarketingStore:
@@ -466,6 +470,19 @@ async def lead_convert(payload: LeadConvert, ctx: HandlerContext) -> LeadOut:
         ]
 
     return (await apply_once(ctx, LeadOut, change))[0]
+
+
+@service.handler("lead_erase", roles=ADMINS, summary="Erase a person's lead (by email)")
+async def lead_erase(payload: LeadErase, ctx: HandlerContext) -> LeadErasedOut:
+    """Deletes the lead with this email (a person's erasure, ``frontdoor erase user``); emits
+    ``lead.erased`` with the count only."""
+
+    async def change() -> tuple[BaseModel, list[Envelope]]:
+        leads = await _store(ctx).erase_lead(payload.email)
+        event = ctx.event(1, "lead.erased", LeadErased(leads=leads))
+        return LeadErasedOut(leads=leads), [event]
+
+    return (await apply_once(ctx, LeadErasedOut, change))[0]
 
 
 # -- segments ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    delete,
     func,
     not_,
     or_,
@@ -448,6 +449,13 @@ class MarketingStore:
             lead.converted_at = now
             lead.updated_at = now
             return lead
+
+    async def erase_lead(self, email: str) -> int:
+        """Delete the lead with this email (any case); how many went."""
+        async with self.session() as session:
+            theirs = func.lower(Lead.email) == email.lower()
+            gone = await session.execute(delete(Lead).where(theirs))
+            return int(getattr(gone, "rowcount", 0) or 0)
 
     # -- segments ---------------------------------------------------------------------------
 

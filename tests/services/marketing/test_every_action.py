@@ -13,7 +13,7 @@ from backend_services.marketing.settings import MarketingSettings
 from backend_services.runtime import ServiceRunner
 from events.bus import Bus
 from tests.claims import signed_runner
-from tests.services.doors import AGENT, DOORS, USER, ask_door
+from tests.services.doors import ADMIN, AGENT, DOORS, USER, ask_door
 
 FUTURE = (datetime.now(UTC) + timedelta(days=3)).isoformat()
 
@@ -75,6 +75,11 @@ async def test_every_action_on_every_door(bus: Bus, runner: ServiceRunner) -> No
         )
         assert stats.data and stats.data["campaigns"][0]["converted"] == 1
         assert stats.data["campaigns"][0]["announcements"] == 1
+        erase = {"email": f"l-{door}@ex.com"}
+        assert (await ask_door(door, bus, runner, "lead_erase", erase, AGENT)).status == "denied"
+        erased = await ask_door(door, bus, runner, "lead_erase", erase, ADMIN)
+        assert erased.status == "ok" and erased.data == {"leads": 1}, (door, erased.text)
+        covered.add("lead_erase")
         denied = await ask_door(door, bus, runner, "campaign_stats", {}, USER)
         assert denied.status == "denied", door
         invalid = await ask_door(door, bus, runner, "lead_capture", {"name": "x"}, USER)

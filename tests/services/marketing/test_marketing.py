@@ -471,3 +471,22 @@ async def test_a_redelivery_after_the_commit_answers_and_emits_once(
         "Once",
         "Twice",
     ]
+
+
+async def test_a_lead_is_erased_by_an_admin_and_the_event_holds_a_count(
+    bus: Bus, runner: ServiceRunner
+) -> None:
+    lead = {"name": "Ann Lee", "email": "ann@example.com", "consent": True}
+    assert (await ask_intent(bus, "marketing", "lead_capture", lead, USER)).status == "ok"
+    other = {"name": "Ben Ode", "email": "ben@example.org", "consent": True}
+    assert (await ask_intent(bus, "marketing", "lead_capture", other, USER)).status == "ok"
+    refused = await ask_intent(bus, "marketing", "lead_erase", {"email": "ann@example.com"}, AGENT)
+    assert refused.status == "denied"
+    erased = await ask_intent(bus, "marketing", "lead_erase", {"email": "ANN@example.com"}, ADMIN)
+    assert erased.status == "ok" and erased.text == "Erased 1 lead(s).", erased.text
+    again = await ask_intent(bus, "marketing", "lead_erase", {"email": "ann@example.com"}, ADMIN)
+    assert again.status == "ok" and again.data == {"leads": 0}
+    assert [e.payload for e in await events_of(bus, "lead.erased")] == [{"leads": 1}, {"leads": 0}]
+    # the lead is gone: capturing it again makes a new one
+    back = await ask_intent(bus, "marketing", "lead_capture", lead, AGENT)
+    assert back.status == "ok" and back.data and back.data["created"] is True
