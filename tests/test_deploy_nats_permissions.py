@@ -647,9 +647,10 @@ async def test_the_gateway_tells_users_about_their_handoffs_with_its_own_user(
     """Hand-off notices: the gateway's durable follower of the hand-off events and the reply it
     publishes, under the gateway's NATS user."""
     from bots.handoff import HANDOFF_STARTED, NOTIFIED_TEXT, HandoffStarted
+    from bots.web.agent.board import HandoffBoard
     from bots.web.agent.notices import HandoffNotices
 
-    notices = HandoffNotices(gateway_bus)
+    notices = HandoffNotices(gateway_bus, HandoffBoard(gateway_bus))
     await notices.start()
     try:
         conversation = Conversation(channel="web", id="w-perm-handoff", bot="support")

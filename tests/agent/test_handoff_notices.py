@@ -1,12 +1,14 @@
 """What users hear about their hand-offs while the workspace is on comes from one durable
 follower shared by the gateways (real nats-server, real gateways): a hand-off that started
 while no gateway ran is answered when one starts, in order and once; with two gateways running
-each notice is published by one of them."""
+each notice is published by one of them; a hand-off that is over by the time its late event is
+handled (someone said "nobody can be reached" while the workspace was off) is not announced."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
@@ -15,14 +17,18 @@ from bots.handoff import (
     CLOSED_TEXT,
     HANDOFF_ENDED,
     HANDOFF_FILTER,
+    HANDOFF_STARTED,
     NOTIFIED_TEXT,
     RATE_TEXT,
+    UNAVAILABLE_TEXT,
     HandoffEnded,
+    HandoffStarted,
+    unavailable_envelopes,
 )
 from bots.web.app import Gateway
 from events import subjects
 from events.bus import Bus
-from events.envelope import Envelope
+from events.envelope import Actor, Conversation, Envelope
 from tests.agent.test_agent_api import NoDialogue, events_of, start_handoff, wait_for
 from tests.bots.conftest import LiveServer, start_gateway
 
@@ -90,6 +96,41 @@ async def test_two_gateways_tell_the_user_once(bus: Bus) -> None:
     finally:
         await two.stop()
         await one.stop()
+
+
+async def test_a_late_handoff_that_is_over_is_not_announced(bus: Bus) -> None:
+    first = await start_gateway(bus, NoDialogue())  # the follower's position is kept from here
+    await first.stop()
+
+    # While the workspace was off (two hours ago), one hand-off was declined ("nobody can be
+    # reached") and another one is still waiting.
+    ago = datetime.now(UTC) - timedelta(hours=2)
+    declined, waiting = ("w-" + uuid.uuid4().hex for _ in range(2))
+    declined_started = _handoff(declined, ago)
+    await bus.publish(declined_started)
+    for answer in unavailable_envelopes(declined_started):
+        await bus.publish(answer.model_copy(update={"occurred_at": ago}))
+    await bus.publish(_handoff(waiting, ago))
+
+    again = await start_gateway(bus, NoDialogue())
+    try:
+        said = await wait_for(partial(_at_least, bus, waiting, 1), timeout=15)
+        assert [env.payload["text"] for env in said] == [NOTIFIED_TEXT]
+        await asyncio.sleep(1.0)
+        assert [e.payload["text"] for e in await notices(bus, declined)] == [UNAVAILABLE_TEXT]
+        assert published(again) == 1
+    finally:
+        await again.stop()
+
+
+def _handoff(sender: str, at: datetime) -> Envelope:
+    started = Envelope.new(
+        HANDOFF_STARTED,
+        HandoffStarted(bot="support", text="a human please"),
+        conversation=Conversation(channel="web", id=sender, bot="support"),
+        actor=Actor(id=f"guest:{sender}", roles=("guest",)),
+    )
+    return started.model_copy(update={"occurred_at": at})
 
 
 async def _at_least(bus: Bus, sender: str, count: int) -> list[Envelope] | None:

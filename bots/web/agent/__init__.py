@@ -54,7 +54,7 @@ def add_agent_workspace(app: FastAPI, static_dir: Path) -> Workspace:
     gateway.on_start.append(lambda: workspace.sessions.open_shared(gateway.bus))
     gateway.on_start.append(workspace.board.start)
     gateway.on_stop.append(workspace.board.stop)
-    notices = HandoffNotices(gateway.bus)
+    notices = HandoffNotices(gateway.bus, workspace.board)
     workspace.notices = notices
     gateway.on_start.append(notices.start)
     gateway.on_stop.append(notices.stop)
