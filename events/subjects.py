@@ -57,6 +57,8 @@ TICKET_CONVERSATIONS_BUCKET: Final = "fd_ticket_conversations"
 #: Durable consumers on ``FD_EVENTS`` shared by every gateway replica (``Bus.follow``).
 TICKET_NOTICES_CONSUMER: Final = "gw_ticket_notices"
 TICKET_EMAILS_CONSUMER: Final = "gw_ticket_emails"
+#: What users hear about their hand-offs while the agent workspace is on (``bots.web.agent``).
+HANDOFF_NOTICES_CONSUMER: Final = "gw_handoff_notices"
 
 #: Seconds within which a re-published envelope id is dropped (Slack retries for ~5 minutes).
 DUPLICATE_WINDOW_SECONDS: Final = 15 * 60

@@ -639,3 +639,36 @@ async def test_the_gateway_follows_ticket_events_with_its_own_user(
     finally:
         await notices.stop()
         await management.close()
+
+
+async def test_the_gateway_tells_users_about_their_handoffs_with_its_own_user(
+    secured_nats: str, gateway_bus: Bus
+) -> None:
+    """Hand-off notices: the gateway's durable follower of the hand-off events and the reply it
+    publishes, under the gateway's NATS user."""
+    from bots.handoff import HANDOFF_STARTED, NOTIFIED_TEXT, HandoffStarted
+    from bots.web.agent.board import HandoffBoard
+    from bots.web.agent.notices import HandoffNotices
+
+    notices = HandoffNotices(gateway_bus, HandoffBoard(gateway_bus))
+    await notices.start()
+    try:
+        conversation = Conversation(channel="web", id="w-perm-handoff", bot="support")
+        replies = gateway_bus.tail(
+            subjects.events_filter(
+                channel="web", conversation_id="w-perm-handoff", envelope_type="reply"
+            )
+        )
+        await gateway_bus.publish(
+            Envelope.new(
+                HANDOFF_STARTED,
+                HandoffStarted(bot="support", text="a human please"),
+                conversation=conversation,
+                actor=Actor(id="guest:w-perm-handoff", roles=("guest",)),
+            )
+        )
+        _, reply = await asyncio.wait_for(anext(replies), 20)
+        await replies.aclose()
+        assert reply.payload_as(Reply).text == NOTIFIED_TEXT
+    finally:
+        await notices.stop()

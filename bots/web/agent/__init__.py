@@ -2,9 +2,9 @@
 
 ``add_agent_workspace(app)`` mounts it on a gateway app (``create_gateway_app`` does when
 ``FRONTDOOR_AGENT_WORKSPACE`` is on): sign-in (``auth``), the live inbox (``board``, ``inbox``),
-the conversation view (``conversations``), the ticket view (``tickets``), saved replies
-(``saved``) and the page itself (plain HTML/CSS/JS in ``bots/web/static/agent/``).
-docs/agent-workspace.md describes it.
+what users hear about their hand-offs (``notices``), the conversation view (``conversations``),
+the ticket view (``tickets``), saved replies (``saved``) and the page itself (plain HTML/CSS/JS
+in ``bots/web/static/agent/``). docs/agent-workspace.md describes it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bots.web.agent.auth import Workspace, auth_router
 from bots.web.agent.board import HandoffBoard
 from bots.web.agent.conversations import conversations_router
 from bots.web.agent.inbox import inbox_router
+from bots.web.agent.notices import HandoffNotices
 from bots.web.agent.people import people_router
 from bots.web.agent.saved import saved_router
 from bots.web.agent.tickets import tickets_router
@@ -53,6 +54,10 @@ def add_agent_workspace(app: FastAPI, static_dir: Path) -> Workspace:
     gateway.on_start.append(lambda: workspace.sessions.open_shared(gateway.bus))
     gateway.on_start.append(workspace.board.start)
     gateway.on_stop.append(workspace.board.stop)
+    notices = HandoffNotices(gateway.bus, workspace.board)
+    workspace.notices = notices
+    gateway.on_start.append(notices.start)
+    gateway.on_stop.append(notices.stop)
     for router in (
         auth_router(),
         inbox_router(),

@@ -38,6 +38,7 @@ from events.subjects import AGENT_SIGNOUTS_BUCKET
 
 if TYPE_CHECKING:
     from bots.web.agent.board import HandoffBoard
+    from bots.web.agent.notices import HandoffNotices
     from bots.web.app import Gateway
 
 COOKIE = "fd_agent"
@@ -175,6 +176,8 @@ class Workspace:
         self.gateway = gateway
         #: the hand-offs, live (set by ``add_agent_workspace``)
         self.board: HandoffBoard
+        #: what users hear about their hand-offs (set by ``add_agent_workspace``)
+        self.notices: HandoffNotices
         self.sessions = AgentSessions(
             settings.session_secret.get_secret_value(), settings.agent_session_max_age_seconds
         )

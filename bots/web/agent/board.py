@@ -5,9 +5,8 @@ the board (waiting, claimed, ended); then it follows new ones, and the ticket ev
 each change to the open inbox streams in bus order. An inbox opens from memory (a snapshot at a
 bus position, then the changes after it), however many conversations wait.
 
-New hand-offs are answered here too: the user is told a person will answer, and, when the
-hand-off ends, that it did (and asked for a rating when it was closed). The Slack mirror says
-the same with the same envelope ids, so the user hears it once whichever side speaks.
+What the user is told about their hand-off is not said here (a board is per replica and does
+not speak for what happened while it was down): ``bots.web.agent.notices`` does that.
 """
 
 from __future__ import annotations
@@ -29,8 +28,6 @@ from bots.handoff import (
     HANDOFF_STARTED,
     HANDOFF_USER_MESSAGE,
     conversation_key,
-    ended_notices,
-    started_notices,
 )
 from bots.tasks import cancel_and_wait
 from events.bus import Bus
@@ -171,7 +168,6 @@ class HandoffBoard:
                 change = self._apply(seq, env)
                 if change is not None:
                     self._broadcast(change)
-                await self._notify(env)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -192,19 +188,6 @@ class HandoffBoard:
             raise
         except Exception:
             log.exception("the hand-off board stopped following ticket events")
-
-    async def _notify(self, env: Envelope) -> None:
-        """Tell the user what happens (idempotent ids; the Slack mirror may say it too)."""
-        notices: list[Envelope] = []
-        if env.type == HANDOFF_STARTED:
-            notices = started_notices(env)
-        elif env.type == HANDOFF_ENDED:
-            notices = ended_notices(env)
-        for notice in notices:
-            try:
-                await self._bus.publish(notice)
-            except Exception:
-                log.warning("could not tell the user about the hand-off (%s)", env.type)
 
     def _apply(self, seq: int, env: Envelope) -> dict[str, Any] | None:
         self.position = seq
