@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 
+from bots.shared_follower import SharedFollower
 from events import subjects
-from events.bus import Bus, Worker
+from events.bus import Bus
 from events.envelope import Actor, Envelope
-from events.follow import FollowPolicy
 from events.payloads import Reply
 
 from .conversations import TicketConversation, TicketConversations
@@ -43,7 +43,7 @@ def notice_reply(event: Envelope, record: TicketConversation, notice: Notice) ->
     )
 
 
-class ChatNotices:
+class ChatNotices(SharedFollower):
     """Follows the ticket events and tells requesters in their conversation, in event order.
 
     The durable consumer ``gw_ticket_notices`` is shared by every gateway replica: each event
@@ -51,29 +51,19 @@ class ChatNotices:
     An event that fails 20 times (about 90 s) is given up on, with one log line.
     """
 
+    consumer = subjects.TICKET_NOTICES_CONSUMER
+    filter_subject = TICKET_EVENTS
+
     def __init__(self, bus: Bus, conversations: TicketConversations | None = None) -> None:
-        self._bus = bus
+        super().__init__(bus)
         self.conversations = conversations
-        self._worker: Worker | None = None
         self.published = 0
 
     async def start(self) -> None:
         """Open the mapping and start following."""
         if self.conversations is None:
             self.conversations = await TicketConversations.open(self._bus)
-        self._worker = await self._bus.follow(
-            subjects.TICKET_NOTICES_CONSUMER,
-            TICKET_EVENTS,
-            self.handle,
-            # bounded: an event that keeps failing (a full bucket) must not hold up the rest
-            FollowPolicy(ordered=True, attempts=20),
-        )
-
-    async def stop(self) -> None:
-        """Stop following (an event being handled is finished, or comes again later)."""
-        if self._worker is not None:
-            await self._worker.stop(grace=5.0)
-            self._worker = None
+        await super().start()
 
     async def handle(self, _seq: int, event: Envelope) -> None:
         """Learn from ``ticket.created``; publish the notice a comment or status change gives."""

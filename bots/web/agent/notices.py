@@ -27,11 +27,11 @@ from bots.handoff import (
     ended_notices,
     started_notices,
 )
+from bots.shared_follower import SharedFollower
 from bots.web.agent.board import HandoffBoard, conversation_ref
 from events import subjects
-from events.bus import Bus, Worker
+from events.bus import Bus
 from events.envelope import Envelope
-from events.follow import FollowPolicy
 
 log = logging.getLogger("frontdoor.agent.notices")
 
@@ -39,34 +39,20 @@ log = logging.getLogger("frontdoor.agent.notices")
 LATE_AFTER_SECONDS = float(subjects.DUPLICATE_WINDOW_SECONDS)
 
 
-class HandoffNotices:
-    """Follows the hand-off events and publishes the user's notices, once each."""
+class HandoffNotices(SharedFollower):
+    """Follows the hand-off events and publishes the user's notices, once each (in bus order:
+    "a person will answer" before "closed")."""
+
+    consumer = subjects.HANDOFF_NOTICES_CONSUMER
+    filter_subject = HANDOFF_FILTER
 
     def __init__(
         self, bus: Bus, board: HandoffBoard, *, late_after: float = LATE_AFTER_SECONDS
     ) -> None:
-        self._bus = bus
+        super().__init__(bus)
         self._board = board
         self._late_after = late_after
-        self._worker: Worker | None = None
         self.published = 0
-
-    async def start(self) -> None:
-        """Create (or join) the durable consumer and start following."""
-        self._worker = await self._bus.follow(
-            subjects.HANDOFF_NOTICES_CONSUMER,
-            HANDOFF_FILTER,
-            self.handle,
-            # ordered: "a person will answer" before "closed"; bounded so a poisoned event
-            # cannot hold up every later hand-off
-            FollowPolicy(ordered=True, attempts=20),
-        )
-
-    async def stop(self) -> None:
-        """Stop following (an event being handled is finished, or comes again later)."""
-        if self._worker is not None:
-            await self._worker.stop(grace=5.0)
-            self._worker = None
 
     async def handle(self, _seq: int, event: Envelope) -> None:
         """Publish the notices of a ``handoff.started`` or ``handoff.ended``."""
